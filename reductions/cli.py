@@ -1,0 +1,74 @@
+"""The ``finegrain`` command line: one entry point, one module per subcommand.
+
+Each module in :mod:`reductions.commands` defines ``register(subparsers)`` (adds its parser
+and sets ``func``); ``main`` dispatches.  Conventions: data to stdout, messages to stderr,
+``--json`` for machine-readable output, ``-o`` never overwrites without ``--force``.
+Exit status: 0 success, 1 a verification disagreed, 2 bad input or usage (one line on
+stderr, never a traceback for a user mistake).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from attention.errors import FinegrainError
+
+#: Subcommands, in the order ``finegrain --help`` lists them.
+COMMANDS = ("demo", "list", "generate", "reduce", "solve", "verify", "grad", "bench", "phase")
+
+EXIT_OK, EXIT_DISAGREE, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with exit status 2 and a one-line message for usage errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="finegrain",
+        description="The fine-grained complexity of attention training, executable.",
+        epilog="Example: finegrain demo",
+    )
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("finegrain")
+    except PackageNotFoundError:  # running from a source tree
+        ver = "unknown"
+    parser.add_argument("--version", action="version", version=f"finegrain {ver}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"reductions.commands.{name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except FinegrainError as exc:
+        print(f"finegrain {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"finegrain {args.command}: interrupted; no output file was left half-written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``finegrain`` subcommand; each defines ``register(subparsers)``."""

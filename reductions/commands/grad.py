@@ -1,0 +1,1 @@
+"""``finegrain grad``: not written yet (the CLI skips a module without ``register``)."""

@@ -1,0 +1,1 @@
+"""``finegrain list``: not written yet (the CLI skips a module without ``register``)."""

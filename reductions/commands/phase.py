@@ -1,0 +1,1 @@
+"""``finegrain phase``: not written yet (the CLI skips a module without ``register``)."""

@@ -1,0 +1,1 @@
+"""``finegrain reduce``: not written yet (the CLI skips a module without ``register``)."""

@@ -1,0 +1,1 @@
+"""``finegrain verify``: not written yet (the CLI skips a module without ``register``)."""

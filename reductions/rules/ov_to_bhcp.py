@@ -1,0 +1,1 @@
+"""Placeholder: this rule is not written yet (nothing is registered)."""
