@@ -32,6 +32,7 @@ derives what an ``O(n^(2-delta))`` algorithm for the last problem would give for
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import re
@@ -381,7 +382,8 @@ def reduction(
     ``formulas`` maps target parameter names to sympy-parsable expressions in the source's
     parameters (e.g. ``{"n_U": "2**ceiling(N/2)", "m": "m"}``); ``oracle_calls`` likewise.
     ``default`` marks the rule preferred when several join the same problems.  Names are
-    normalised (:func:`normalise`, :func:`problem_name`); registering a second function
+    normalised (:func:`normalise`, :func:`problem_name`).  The decorated function, called
+    directly, behaves as the rule (its result names the rule).  Registering a second function
     under a name already taken raises ``ValueError`` (re-importing the same function
     replaces it).
     """
@@ -412,8 +414,13 @@ def reduction(
             doc=func.__doc__ or "",
         )
         GRAPH.add_edge(src, dst, key=rule_name, rule=rule)
-        func.rule = rule  # type: ignore[attr-defined]
-        return func
+
+        @functools.wraps(func)
+        def apply(instance: Any, **options: Any) -> Reduced:
+            return rule(instance, **options)
+
+        apply.rule = rule  # type: ignore[attr-defined]
+        return apply
 
     return register
 
