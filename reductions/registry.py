@@ -683,7 +683,7 @@ class ComposedRule:
         known = compose_formulas(self.rules)
         total = sympy.Integer(1)
         for rule, before in zip(self.rules, known):
-            total *= _substitute(rule.calls_expression, before)
+            total *= _substitute(rule.calls_expression, _as_symbols(rule.source, before))
         return total
 
 
@@ -787,26 +787,30 @@ def _substitute(expr: "sympy.Expr", values: dict[Any, Any]) -> "sympy.Expr":
     return _tidy(expr.xreplace(values))
 
 
-def compose_formulas(rules: Sequence[Rule]) -> list[dict[Any, "sympy.Expr"]]:
-    """For each node of the chain, its parameters as expressions in the first node's.
+def compose_formulas(rules: Sequence[Rule]) -> list[dict[str, "sympy.Expr"]]:
+    """For each node of the chain, its parameters (by name) as expressions in the first node's.
 
-    Entry ``k`` maps the symbols of node ``k`` (the source of ``rules[k]``; the last entry is
-    the final target) to expressions in the first node's symbols.  The last entry is keyed
-    by parameter *name* (str); the others by symbol, ready for ``xreplace``.
+    Entry 0 is the first node (its own symbols), entry ``k + 1`` the target of
+    ``rules[k]``.  A parameter is left out when its rule states no formula for it or its
+    formula needs a parameter the previous entry lacks.
     """
     first = problem_symbols(rules[0].source)
-    known: dict[Any, Any] = {sym: sym for sym in first.values()}
-    out: list[dict[Any, Any]] = [known]
+    out: list[dict[str, Any]] = [dict(first)]
     for rule in rules:
-        target_symbols = problem_symbols(rule.target)
-        nxt = {}
-        for name, expr in rule.expressions.items():
-            if expr.free_symbols <= set(known) and name in target_symbols:
-                nxt[target_symbols[name]] = _substitute(expr, known)
-        known = nxt
-        out.append(known)
-    out[-1] = {str(sym): expr for sym, expr in out[-1].items()}
+        known = _as_symbols(rule.source, out[-1])
+        out.append(
+            {
+                name: _substitute(expr, known)
+                for name, expr in rule.expressions.items()
+                if expr.free_symbols <= set(known)
+            }
+        )
     return out
+
+
+def _as_symbols(problem: str, by_name: dict[str, Any]) -> dict[Any, Any]:
+    symbols = problem_symbols(problem)
+    return {symbols[name]: expr for name, expr in by_name.items() if name in symbols}
 
 
 def _tidy(expr: "sympy.Expr") -> "sympy.Expr":
