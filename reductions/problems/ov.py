@@ -2,17 +2,60 @@
 
 ``U in {0,1}^(n_U x m)``, ``V in {0,1}^(n_V x m)`` (the sides are not called A and B: B is
 the paper's entry bound).  Vectors are stored unpacked (``uint8``, read-only) and bit-packed
-(``uint64`` words, bit ``l % 64`` of word ``l // 64`` is coordinate ``l``).
+(``uint64`` words, bit ``l % 64`` of word ``l // 64`` is coordinate ``l``; the padding bits
+of the last word are 0).  Ground-truth solvers live in :mod:`solvers.ov`, generators in
+:mod:`reductions.generators.ov`.
+
+File formats
+------------
+Both formats round-trip exactly (``U``, ``V`` and ``meta``); :func:`read_ov` tells them
+apart by content (a ``.npz`` is a zip archive, it starts with ``PK``), :func:`write_ov` by
+the suffix (``.npz`` or anything else for text).
+
+**Text** (suggested suffix ``.ov``), line oriented, ASCII::
+
+    c finegrain OV instance
+    c meta {"generator": "random_ov", "seed": 7}
+    2 3 4
+    0110
+    1000
+    1001
+    0001
+    0110
+
+- The first line that is neither blank nor a comment is the header ``n_U n_V m``: three
+  non-negative decimal integers separated by white space, ``m >= 1``.
+- Then exactly ``n_U + n_V`` vector lines: first the ``n_U`` vectors of ``U``, then the
+  ``n_V`` vectors of ``V``, each a string of exactly ``m`` characters ``0``/``1`` (coordinate
+  0 first).  A side may be empty (``n_U = 0``).
+- Lines starting with ``c`` or ``#`` are comments and may appear anywhere; blank lines are
+  ignored; leading/trailing white space (and a ``\r`` of CRLF files) is stripped.
+- ``c meta <JSON object>`` (at most one such line) carries the instance's ``meta``.
+
+Every malformed file raises one :class:`~reductions.errors.FormatError` naming the file and
+line: ``inst.ov line 5: vector has 3 characters, the header (line 3) says m = 4``.
+
+**.npz**: arrays ``U`` and ``V`` (``uint8``, 2-D, 0/1, same number of columns ``m >= 1``)
+and ``meta`` (a 0-d unicode array holding a JSON object); no other arrays.  Read with
+``allow_pickle=False``; a missing or extra array, a wrong dtype or shape, a non-0/1 entry or
+a ``meta`` that is not a JSON object is a ``FormatError`` naming the file and the array.
+
+``meta`` must be JSON-serialisable (checked when the instance is built); it is stored as
+JSON, so after a round trip tuples come back as lists.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reductions.errors import InvalidInstance
+from reductions.errors import FormatError, InvalidInstance
 
 
 def require_binary(value: Any, name: str) -> np.ndarray:
@@ -34,7 +77,7 @@ def require_binary(value: Any, name: str) -> np.ndarray:
             raise InvalidInstance(
                 f"{name}: entry [{i}, {j}] = {arr[i, j].item()!r} is not 0 or 1; OV vectors are binary"
             )
-    out = np.ascontiguousarray(arr, dtype=np.uint8)
+    out = np.array(arr, dtype=np.uint8, order="C", copy=True)  # owned: the caller's array stays writable
     out.setflags(write=False)
     return out
 
@@ -49,8 +92,53 @@ def pack_bits(M: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed.view("<u8").reshape(rows, words).astype(np.uint64))
 
 
+def require_meta(meta: Any) -> None:
+    """``meta`` must be a JSON-serialisable dict (it is written to files as JSON)."""
+    if not isinstance(meta, dict):
+        raise InvalidInstance(f"meta: expected a dict, got {type(meta).__name__}")
+    try:
+        json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInstance(
+            f"meta: not JSON-serialisable ({exc}); use plain int/float/str/list/dict values"
+        ) from None
+
+
 @dataclass(frozen=True, eq=False)
-class OV:
+class BinarySides:
+    """Two sides ``U``, ``V`` of 0/1 vectors of one dimension ``m`` (base of OV and BHCP instances).
+
+    Validated and stored as read-only ``uint8`` copies; a side may be empty.
+    """
+
+    U: np.ndarray
+    V: np.ndarray
+
+    def __post_init__(self) -> None:
+        U = require_binary(self.U, "U")
+        V = require_binary(self.V, "V")
+        if U.shape[1] != V.shape[1]:
+            raise InvalidInstance(
+                f"U has dimension m = {U.shape[1]} but V has m = {V.shape[1]}; both sides need the same m"
+            )
+        object.__setattr__(self, "U", U)
+        object.__setattr__(self, "V", V)
+
+    @property
+    def n_U(self) -> int:
+        return self.U.shape[0]
+
+    @property
+    def n_V(self) -> int:
+        return self.V.shape[0]
+
+    @property
+    def m(self) -> int:
+        return self.U.shape[1]
+
+
+@dataclass(frozen=True, eq=False)
+class OV(BinarySides):
     """Orthogonal Vectors instance: is there ``(i, j)`` with ``<U[i], V[j]> = 0``?
 
     ``U in {0,1}^(n_U x m)``, ``V in {0,1}^(n_V x m)``; either side may be empty (then the
@@ -67,33 +155,11 @@ class OV:
     attention.errors.InvalidInstance: U: entry [0, 1] = 2 is not 0 or 1; OV vectors are binary
     """
 
-    U: np.ndarray
-    V: np.ndarray
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        U = require_binary(self.U, "U")
-        V = require_binary(self.V, "V")
-        if U.shape[1] != V.shape[1]:
-            raise InvalidInstance(
-                f"U has dimension m = {U.shape[1]} but V has m = {V.shape[1]}; both sides need the same m"
-            )
-        object.__setattr__(self, "U", U)
-        object.__setattr__(self, "V", V)
-        if not isinstance(self.meta, dict):
-            raise InvalidInstance(f"meta: expected a dict, got {type(self.meta).__name__}")
-
-    @property
-    def n_U(self) -> int:
-        return self.U.shape[0]
-
-    @property
-    def n_V(self) -> int:
-        return self.V.shape[0]
-
-    @property
-    def m(self) -> int:
-        return self.U.shape[1]
+        super().__post_init__()
+        require_meta(self.meta)
 
     @property
     def U_packed(self) -> np.ndarray:
@@ -128,3 +194,238 @@ def is_orthogonal_pair(ov: OV, pair: Any) -> bool:
     if not (0 <= i < ov.n_U and 0 <= j < ov.n_V):
         return False
     return ov.inner(i, j) == 0
+
+
+# --------------------------------------------------------------------------- file formats
+_META_TAG = "c meta"
+_HEADER_TOKEN = re.compile(rb"[0-9]{1,18}")
+_ZIP_MAGIC = b"PK"
+NPZ_ARRAYS = ("U", "V", "meta")
+
+
+def format_ov_text(ov: OV) -> bytes:
+    """The text form of ``ov`` (see the module docstring), as bytes.
+
+    Examples
+    --------
+    >>> print(format_ov_text(OV([[0, 1, 1]], [[1, 0, 0]], meta={"seed": 1})).decode(), end="")
+    c finegrain OV instance: header n_U n_V m, then the U rows, then the V rows
+    c meta {"seed": 1}
+    1 1 3
+    011
+    100
+    """
+    head = (
+        "c finegrain OV instance: header n_U n_V m, then the U rows, then the V rows\n"
+        f"{_META_TAG} {json.dumps(ov.meta, allow_nan=False, sort_keys=True)}\n"
+        f"{ov.n_U} {ov.n_V} {ov.m}\n"
+    ).encode()
+    rows = np.concatenate([ov.U, ov.V], axis=0) + np.uint8(ord("0"))
+    lines = np.concatenate([rows, np.full((rows.shape[0], 1), ord("\n"), np.uint8)], axis=1)
+    return head + lines.tobytes()
+
+
+def parse_ov_text(data: bytes, name: str = "<text>") -> OV:
+    """Parse the text format (module docstring); ``name`` labels the errors.
+
+    Raises
+    ------
+    FormatError
+        Naming ``name`` and the line: bad header, wrong number of vector lines, a vector of
+        the wrong length or with a character other than ``0``/``1``, a bad ``c meta`` line.
+
+    Examples
+    --------
+    >>> ov = parse_ov_text(b"1 2 3\\n011\\n100\\n# a comment\\n001\\n")
+    >>> ov.V.tolist()
+    [[1, 0, 0], [0, 0, 1]]
+    >>> parse_ov_text(b"1 1 3\\n011\\n10\\n", name="x.ov")
+    Traceback (most recent call last):
+    ...
+    reductions.errors.FormatError: x.ov line 3: vector has 2 characters, the header (line 1) says m = 3
+    """
+    meta: dict | None = None
+    meta_line = 0
+    header: tuple[int, int, int] | None = None
+    header_line = 0
+    rows: list[bytes] = []
+    row_lines: list[int] = []
+    last = 1  # the last line with content: where a truncated file is reported
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        last = lineno
+        if line[:1] in (b"c", b"#"):
+            if line.split(maxsplit=1)[0] == b"c" and line[2:].split(maxsplit=1)[:1] == [b"meta"]:
+                if meta is not None:
+                    raise FormatError(f"{name} line {lineno}: second 'c meta' line (first on line {meta_line})")
+                meta, meta_line = _parse_meta_line(line, name, lineno), lineno
+            continue
+        if header is None:
+            header, header_line = _parse_header(line, name, lineno), lineno
+            continue
+        rows.append(line)
+        row_lines.append(lineno)
+    if header is None:
+        raise FormatError(f"{name} line {last}: no header line 'n_U n_V m' found")
+    U, V = _vectors_from_rows(rows, row_lines, header, header_line, name, last)
+    return OV(U, V, meta=meta or {})
+
+
+def _parse_meta_line(line: bytes, name: str, lineno: int) -> dict:
+    try:
+        text = line.decode("utf-8")
+        meta = json.loads(text[text.index("meta") + 4 :])
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"{name} line {lineno}: 'c meta' is not followed by valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"{name} line {lineno}: 'c meta' must hold a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _parse_header(line: bytes, name: str, lineno: int) -> tuple[int, int, int]:
+    tokens = line.split()
+    if len(tokens) != 3 or not all(_HEADER_TOKEN.fullmatch(t) for t in tokens):
+        shown = line[:60].decode("ascii", "replace")
+        raise FormatError(
+            f"{name} line {lineno}: expected the header 'n_U n_V m' (three non-negative integers below 10^18), got {shown!r}"
+        )
+    n_U, n_V, m = (int(t) for t in tokens)
+    if m < 1:
+        raise FormatError(f"{name} line {lineno}: header says m = 0; vectors need dimension m >= 1")
+    return n_U, n_V, m
+
+
+def _vectors_from_rows(
+    rows: list[bytes],
+    row_lines: list[int],
+    header: tuple[int, int, int],
+    header_line: int,
+    name: str,
+    last_line: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    n_U, n_V, m = header
+    expected = n_U + n_V
+    if len(rows) > expected:
+        raise FormatError(
+            f"{name} line {row_lines[expected]}: extra vector line; the header (line {header_line}) "
+            f"says n_U + n_V = {n_U} + {n_V} = {expected}"
+        )
+    if len(rows) < expected:
+        raise FormatError(
+            f"{name} line {last_line}: file ends after {len(rows)} vector lines; the header "
+            f"(line {header_line}) says n_U + n_V = {n_U} + {n_V} = {expected}"
+        )
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=expected)
+    bad_rows = np.flatnonzero(lengths != m)
+    if bad_rows.size:
+        k = bad_rows[0]
+        raise FormatError(
+            f"{name} line {row_lines[k]}: vector has {lengths[k]} characters, "
+            f"the header (line {header_line}) says m = {m}"
+        )
+    digits = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(expected, m) - np.uint8(ord("0"))
+    bad = digits > 1
+    if bad.any():
+        k, col = np.argwhere(bad)[0]
+        char = rows[k][col : col + 1].decode("ascii", "replace")
+        raise FormatError(
+            f"{name} line {row_lines[k]}: character {col + 1} is {char!r}; vectors are strings of 0 and 1"
+        )
+    return digits[:n_U], digits[n_U:]
+
+
+def _save_npz(ov: OV, fh: Any) -> None:
+    meta = json.dumps(ov.meta, allow_nan=False, sort_keys=True)
+    np.savez(fh, U=ov.U, V=ov.V, meta=np.array(meta))
+
+
+def _load_npz(path: Path) -> OV:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, EOFError, ...
+        raise FormatError(f"{path}: not a readable .npz archive ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise FormatError(f"{path}: a single .npy array, not an .npz archive with U, V and meta")
+    with archive:
+        missing = [k for k in NPZ_ARRAYS if k not in archive.files]
+        extra = sorted(set(archive.files) - set(NPZ_ARRAYS))
+        if missing or extra:
+            raise FormatError(
+                f"{path}: an OV .npz holds exactly the arrays U, V, meta; "
+                f"missing {missing or 'none'}, unexpected {extra or 'none'}"
+            )
+        arrays = {}
+        for key in NPZ_ARRAYS:
+            try:
+                arrays[key] = archive[key]
+            except Exception as exc:  # object arrays refused by allow_pickle=False, CRC errors
+                raise FormatError(f"{path}: array {key} cannot be read ({exc})") from None
+    for key in ("U", "V"):
+        arr = arrays[key]
+        if arr.dtype != np.uint8 or arr.ndim != 2:
+            raise FormatError(
+                f"{path}: array {key} must be a 2-D uint8 matrix, got dtype {arr.dtype} and shape {arr.shape}"
+            )
+    raw = arrays["meta"]
+    if raw.ndim != 0 or raw.dtype.kind != "U":
+        raise FormatError(f"{path}: array meta must be a 0-d string holding JSON, got dtype {raw.dtype} and shape {raw.shape}")
+    try:
+        meta = json.loads(str(raw[()]))
+    except ValueError as exc:
+        raise FormatError(f"{path}: array meta is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"{path}: array meta must hold a JSON object, got {type(meta).__name__}")
+    try:
+        return OV(arrays["U"], arrays["V"], meta=meta)
+    except InvalidInstance as exc:
+        raise FormatError(f"{path}: {exc}") from None
+
+
+def read_ov(path: str | os.PathLike) -> OV:
+    """Read an OV instance from a text or ``.npz`` file (told apart by content).
+
+    Raises
+    ------
+    FormatError
+        The file is malformed; the message names the file and the line (text) or array (npz).
+    FinegrainError
+        The file does not exist or cannot be read.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if data[:2] == _ZIP_MAGIC:
+        return _load_npz(path)
+    return parse_ov_text(data, name=str(path))
+
+
+def write_ov(ov: OV, path: str | os.PathLike, force: bool = False) -> Path:
+    """Write ``ov`` to ``path``: ``.npz`` if the suffix is ``.npz``, else the text format.
+
+    Atomic (a temporary file beside ``path`` is renamed over it when complete); refuses to
+    overwrite an existing file unless ``force``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> ov = OV([[1, 0]], [[0, 1], [1, 1]], meta={"note": "tiny"})
+    >>> back = read_ov(write_ov(ov, folder / "tiny.ov"))
+    >>> (back.U.tolist(), back.V.tolist(), back.meta)
+    ([[1, 0]], [[0, 1], [1, 1]], {'note': 'tiny'})
+    """
+    from reductions.commands.common import atomic_write
+
+    if not isinstance(ov, OV):
+        raise InvalidInstance(f"ov: expected an OV instance, got {type(ov).__name__}")
+    path = Path(path)
+    with atomic_write(path, "wb", force=force) as fh:
+        if path.suffix == ".npz":
+            _save_npz(ov, fh)
+        else:
+            fh.write(format_ov_text(ov))
+    return path
