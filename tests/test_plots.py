@@ -1,0 +1,165 @@
+"""The figures of reductions.plots: what they draw, the files they write, and what they refuse."""
+
+from __future__ import annotations
+
+import math
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from attention.errors import FinegrainError, InvalidInstance
+from reductions import plots
+
+pytest.importorskip("matplotlib")
+
+
+def _svg_texts(path) -> str:
+    """All text drawn in an SVG written with svg.fonttype = none (one string)."""
+    return " ".join(re.findall(r"<text[^>]*>(.*?)</text>", path.read_text(encoding="utf-8"), re.S))
+
+
+def _points(ns=(32, 64), rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
+    out = []
+    for n in ns:
+        thr = 11 / (32 * (n + 1))
+        out.append(plots.SeparationPoint(n, rng.uniform(1.5, 3) * thr, thr, 1e-3 * thr, True, "a -> b"))
+        out.append(plots.SeparationPoint(n, rng.uniform(0, 0.3) * thr, thr, 1e-3 * thr, False, "a -> b"))
+        out.append(plots.SeparationPoint(n, 0.0, thr, 1e-3 * thr, False, "a -> b"))  # underflows the log axis
+    return out
+
+
+# ----------------------------------------------------------------------------- pure helpers
+@given(
+    slope=st.floats(0.3, 3.0),
+    scale=st.floats(1e-9, 1e-2),
+    noise=st.lists(st.floats(-0.02, 0.02), min_size=6, max_size=6),
+)
+def test_fit_slope_recovers_a_power_law(slope, scale, noise):
+    ns = [2.0**k for k in range(10, 16)]
+    ts = [scale * n**slope * math.exp(e) for n, e in zip(ns, noise)]
+    fitted, intercept = plots.fit_slope(ns, ts)
+    reference = np.polyfit(np.log(ns), np.log(ts), 1)  # the same fit by hand
+    assert fitted == pytest.approx(reference[0], rel=1e-9)
+    assert intercept == pytest.approx(reference[1], rel=1e-9, abs=1e-9)
+    assert abs(fitted - slope) < 0.05  # noise of 2% per point moves the slope by < 0.05
+
+
+def test_fit_slope_refuses_degenerate_input():
+    with pytest.raises(InvalidInstance, match="two or more distinct n"):
+        plots.fit_slope([8, 8], [1.0, 2.0])
+    with pytest.raises(InvalidInstance, match="positive"):
+        plots.fit_slope([8, 16], [0.0, 2.0])
+
+
+@given(st.lists(st.tuples(st.floats(1e-3, 1e3), st.floats(1e-3, 1e3)), min_size=1, max_size=8))
+def test_crossover_is_the_first_n_of_the_winning_tail(pairs):
+    ns = [2.0**k for k in range(len(pairs))]
+    exact = list(zip(ns, (p[0] for p in pairs)))
+    fast = list(zip(ns, (p[1] for p in pairs)))
+    got = plots.crossover(exact, fast)
+    wins = [f < e for e, f in pairs]
+    if not wins[-1]:
+        assert got is None
+    else:
+        first = max(i for i in range(len(wins)) if i == 0 or not wins[i - 1])  # start of the last run of wins
+        assert got == ns[first]
+
+
+@given(
+    thr=st.floats(1e-6, 1.0),
+    ratio=st.floats(0.0, 10.0),
+    band=st.floats(0.0, 2.0),
+    truth=st.booleans(),
+)
+def test_separation_point_is_correct_iff_it_clears_the_band_on_the_right_side(thr, ratio, band, truth):
+    p = plots.SeparationPoint(16, ratio * thr, thr, band * thr, truth)
+    assert p.ratio == pytest.approx(ratio)
+    expected = (ratio - band > 1) if truth else (ratio + band < 1)
+    if abs((ratio - band if truth else ratio + band) - 1) > 1e-9:  # away from float ties
+        assert p.correct == expected
+
+
+def test_separation_point_reads_the_decoding_step_of_a_report():
+    plain = SimpleNamespace(n=8, stats={})
+    decoding = SimpleNamespace(
+        n=128, stats={"statistic": 0.02, "threshold": 0.01, "oracle_error": 1e-9, "margin": 1e-3, "threshold_gap": 0.005}
+    )
+    report = SimpleNamespace(steps=[plain, decoding], ground_truth=True, path=["ksat_to_ov", "probe"])
+    p = plots.separation_point(report)
+    assert (p.n, p.statistic, p.threshold, p.truth) == (128, 0.02, 0.01, True)
+    assert p.error == pytest.approx(1e-9 * 0.005 / 1e-3)  # gradient error mapped to statistic units
+    decoding.stats["statistic_error"] = 3e-7  # a decoder that states it directly wins
+    assert plots.separation_point(report).error == 3e-7
+    with pytest.raises(InvalidInstance, match="no step states a decoded statistic"):
+        plots.separation_point(SimpleNamespace(steps=[plain], ground_truth=False, path=[]))
+    with pytest.raises(InvalidInstance, match="expected a reductions.verify.Report"):
+        plots.separation_point(object())
+
+
+# ----------------------------------------------------------------------------- figures and files
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_separation_figure_is_written_with_labels_and_provenance(tmp_path, suffix):
+    out = tmp_path / f"sep{suffix}"
+    pts = _points()
+    plots.plot_separation(pts, out, provenance={"finegrain_version": "9.9", "command": "finegrain verify x", "seed": 5})
+    data = out.read_bytes()
+    assert data.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in data[:2000]
+    assert plots.read_plot_provenance(out) == {"finegrain_version": "9.9", "command": "finegrain verify x", "seed": 5}
+    if suffix == ".svg":
+        text = _svg_texts(out)
+        assert "decoded statistic / threshold" in text and "tokens n of the gradient instance" in text
+        n_yes, n_no = sum(p.truth for p in pts), sum(not p.truth for p in pts)
+        assert f"YES (satisfiable): {n_yes} instances" in text
+        assert f"NO (unsatisfiable): {n_no} instances" in text
+        assert f"{len(pts)}/{len(pts)} separated" in text
+
+
+def test_separation_figure_counts_a_point_inside_the_band_as_not_separated(tmp_path):
+    pts = _points(ns=(32,))
+    thr = pts[0].threshold
+    pts.append(plots.SeparationPoint(32, 1.0005 * thr, thr, 1e-3 * thr, True))  # inside the refusal band
+    out = tmp_path / "sep.svg"
+    plots.plot_separation(pts, out)
+    assert f"{len(pts) - 1}/{len(pts)} separated" in _svg_texts(out)
+
+
+def test_scaling_figure_shows_the_fitted_slopes(tmp_path):
+    ns = [2**k for k in range(10, 15)]
+    timings = {"exact": [(n, 3e-10 * n**2) for n in ns], "fast": [(n, 2e-3 + 1e-6 * n) for n in ns]}
+    out = tmp_path / "scaling.svg"
+    plots.plot_scaling(timings, out)
+    text = _svg_texts(out)
+    for name, pts in timings.items():
+        slope = np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)[0]
+        assert f"{name}: slope {slope:.2f}" in text
+    cross = next(n for n in ns if all(2e-3 + 1e-6 * m < 3e-10 * m**2 for m in ns if m >= n))
+    assert f"fast faster from n = {cross}" in text
+    assert "wall-clock time per gradient [s]" in text and "tokens n (log scale)" in text
+
+
+def test_figures_never_overwrite_without_force(tmp_path):
+    out = tmp_path / "t.png"
+    out.write_bytes(b"keep me")
+    with pytest.raises(FinegrainError, match="--force"):
+        plots.plot_scaling({"exact": [(8, 1.0), (16, 4.0)]}, out)
+    assert out.read_bytes() == b"keep me"
+    plots.plot_scaling({"exact": [(8, 1.0), (16, 4.0)]}, out, force=True)
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in tmp_path.iterdir()] == ["t.png"]  # no temporary file left behind
+
+
+def test_figures_refuse_bad_input(tmp_path):
+    with pytest.raises(InvalidInstance, match=r"must end in \.png or \.svg"):
+        plots.plot_scaling({"exact": [(8, 1.0)]}, tmp_path / "t.jpg")
+    with pytest.raises(InvalidInstance, match="nothing to plot"):
+        plots.plot_scaling({"exact": []}, tmp_path / "t.png")
+    with pytest.raises(InvalidInstance, match="nothing to plot"):
+        plots.plot_separation([], tmp_path / "s.png")
+    with pytest.raises(FinegrainError, match="does not exist"):
+        plots.plot_separation(_points(), tmp_path / "missing" / "s.png")
+    assert list(tmp_path.iterdir()) == []
