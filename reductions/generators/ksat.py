@@ -3,7 +3,9 @@
 Both draw clauses independently (with replacement, the standard model ``F_k(n, m)``): each
 clause has ``k`` distinct variables chosen uniformly and independent uniform signs, listed in
 increasing variable order.  ``cnf.nv`` is ``n_vars`` even if a variable occurs in no clause.
-Seeds give reproducible formulas (``np.random.default_rng(seed)``, no global state).
+Seeds give reproducible formulas (``np.random.default_rng(seed)``, no global state);
+``seed=None`` draws a fresh seed from OS entropy, and the seed used is recorded in the
+formula's first comment (``c random_ksat n_vars=... seed=...``), so every formula can be rebuilt.
 
 Examples
 --------
@@ -62,6 +64,7 @@ def random_ksat(
     1.3) the formula becomes OV with ``2 * 2^(n/2)`` vectors of dimension ``m``.
     """
     m = _clause_count(n_vars, n_clauses, k, ratio)
+    seed = resolve_seed(seed)
     rng = np.random.default_rng(seed)
     clauses = _draw_clauses(rng, n_vars, k, m, lambda batch: np.ones(len(batch), dtype=bool))
     params = _describe("random_ksat", n_vars, m, k, seed)
@@ -111,6 +114,7 @@ def planted_ksat(
     m = _clause_count(n_vars, n_clauses, k, ratio)
     if hiding not in ("naive", "q-hidden"):
         raise InvalidInstance(f"hiding = {hiding!r}: choose 'naive' or 'q-hidden'")
+    seed = resolve_seed(seed)
     rng = np.random.default_rng(seed)
     values = rng.integers(0, 2, size=n_vars + 1).astype(bool)  # values[v] for variable v (index 0 unused)
     q = hiding_q(k) if hiding == "q-hidden" else 1.0
@@ -124,6 +128,15 @@ def planted_ksat(
     model = [v if values[v] else -v for v in range(1, n_vars + 1)]
     comments = [_describe("planted_ksat", n_vars, m, k, seed) + f" hiding={hiding}", planted_comment(model)]
     return PlantedCNF(make_cnf(clauses.tolist(), nv=n_vars, comments=comments), model)
+
+
+def resolve_seed(seed: int | None) -> int:
+    """``seed`` checked (an integer >= 0), or a fresh one from OS entropy when None."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (1 << 63))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInstance(f"seed = {seed!r}: expected an integer >= 0")
+    return int(seed)
 
 
 def hiding_q(k: int) -> float:
@@ -195,5 +208,5 @@ def _draw_clauses(
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
 
-def _describe(generator: str, n: int, m: int, k: int, seed: int | None) -> str:
+def _describe(generator: str, n: int, m: int, k: int, seed: int) -> str:
     return f"c {generator} n_vars={n} n_clauses={m} k={k} seed={seed}"

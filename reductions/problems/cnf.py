@@ -83,6 +83,7 @@ _BOM = b"\xef\xbb\xbf"
 _INTEGER = re.compile(rb"0|-?[1-9][0-9]*")
 _COUNT = re.compile(rb"0|[1-9][0-9]*")
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+_LENIENT = "lenient mode accepts it (strict=False; finegrain --lenient)"
 _MAX_DIGITS = 12  # longer integer tokens are out of range anyway; never convert them
 
 
@@ -223,7 +224,7 @@ def parse_dimacs(data: bytes | str, strict: bool = True, source: str = "<string>
         line = _clean(state, number, raw)
         if line.startswith(b"%"):
             if strict:
-                raise state.error(number, "'%' end marker (SATLIB style); remove it or read with strict=False")
+                raise state.error(number, f"'%' end marker (SATLIB style); remove it, or {_LENIENT}")
             break
         _read_line(state, number, line)
     return _finish(state, number)
@@ -240,22 +241,16 @@ def _clean(state: _Parse, number: int, raw: bytes) -> bytes:
     """The line without its CR / BOM (lenient) or an error for them (strict)."""
     if number == 1 and raw.startswith(_BOM):
         if state.strict:
-            raise state.error(
-                number, "file starts with a UTF-8 byte-order mark; save it without BOM or read with strict=False"
-            )
+            raise state.error(number, f"file starts with a UTF-8 byte-order mark; save it without, or {_LENIENT}")
         raw = raw[len(_BOM) :]
     if raw.endswith(b"\r"):
         if state.strict:
-            raise state.error(
-                number, "Windows line ending (CR LF); convert it (dos2unix) or read with strict=False"
-            )
+            raise state.error(number, f"Windows line ending (CR LF); convert it (dos2unix), or {_LENIENT}")
         raw = raw[:-1]
     stripped = raw.lstrip()
     if state.strict and len(stripped) < len(raw) and stripped[:1] in (b"c", b"p"):
         first = stripped[:1].decode()
-        raise state.error(
-            number, f"blanks before '{first}': comment and header lines start in column 1 (or read with strict=False)"
-        )
+        raise state.error(number, f"blanks before '{first}': comment and header lines start in column 1; {_LENIENT}")
     return stripped if not state.strict else raw
 
 
@@ -283,8 +278,7 @@ def _decode_comment(state: _Parse, number: int, line: bytes) -> str:
         if state.strict:
             raise state.error(
                 number,
-                f"comment is not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1}); "
-                "read with strict=False",
+                f"comment is not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1}); {_LENIENT}",
             ) from None
         return line.decode("utf-8", errors="replace")
 
@@ -313,8 +307,7 @@ def _read_clause_tokens(state: _Parse, number: int, tokens: list[bytes]) -> None
         if state.strict and position != len(tokens):
             raise state.error(
                 number,
-                "a 0 in the middle of the line ends a clause early; strict DIMACS has one clause per line "
-                "(read with strict=False)",
+                f"a 0 in the middle of the line ends a clause early (strict: one clause per line); {_LENIENT}",
             )
         if len(state.clauses) == state.declared:
             raise state.error(

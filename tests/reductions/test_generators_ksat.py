@@ -274,3 +274,14 @@ def test_named_graph_errors_list_the_choices() -> None:
         named_graph("gnp:x,0.1")
     with pytest.raises(InvalidInstance, match="regular:3,5"):
         named_graph("regular:3,5", seed=1)  # n d must be even
+
+
+def test_seed_none_draws_a_fresh_seed_and_records_it() -> None:
+    import re
+
+    first, second = random_ksat(16, 40), random_ksat(16, 40)
+    seeds = [int(re.search(r"seed=(\d+)", cnf.comments[0]).group(1)) for cnf in (first, second)]
+    assert seeds[0] != seeds[1]
+    assert random_ksat(16, 40, seed=seeds[0]).clauses == first.clauses
+    with pytest.raises(InvalidInstance, match="seed = -3"):
+        planted_ksat(5, 5, seed=-3)
