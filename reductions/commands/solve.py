@@ -1,1 +1,161 @@
-"""``finegrain solve``: not written yet (the CLI skips a module without ``register``)."""
+"""``finegrain solve``: decide a CNF or OV instance file with a ground-truth solver.
+
+The format is detected from the name (``.cnf``, ``.cnf.gz``, ``.dimacs``: DIMACS CNF;
+``.ov``, ``.txt``: OV text; ``.npz``: OV arrays) and, for any other name, from the content.
+Text output: for CNF the SAT competition's ``s SATISFIABLE`` / ``v ... 0`` lines, for OV
+``s ORTHOGONAL PAIR`` / ``v i j`` (0-based indices into U and V), each after ``c`` lines with
+the solver and time.  ``--json`` prints one JSON object:
+``{"problem": "ksat", "satisfiable": ..., "witness": [DIMACS literals] | null, ...}`` or
+``{"problem": "ov", "has_pair": ..., "witness": [i, j] | null, ...}``.
+
+Each problem kind has one solve function (:data:`SOLVE`) and one text printer
+(:data:`TEXT`); a new way of solving (e.g. through a reduction) is a new branch there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from reductions.commands.common import print_json
+
+_CNF_SUFFIXES = (".cnf", ".cnf.gz", ".dimacs", ".dimacs.gz")
+_OV_SUFFIXES = (".ov", ".txt", ".npz")
+_ZIP, _GZIP = b"PK", b"\x1f\x8b"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "solve",
+        help="solve a CNF (DIMACS) or OV instance file",
+        description=(
+            "Decide FILE with a ground-truth solver and print the answer, a witness and the time. "
+            "CNF: python-sat (default cadical195; any python-sat name, or 'bruteforce' for <= 20 "
+            "variables); the model is checked before it is printed.  OV: brute force (methods "
+            "auto, packed, blas, numpy)."
+        ),
+        epilog="Example: finegrain solve f.cnf --json",
+    )
+    parser.add_argument("file", help="DIMACS CNF (.cnf, .cnf.gz) or OV instance (.ov, .txt, .npz)")
+    parser.add_argument("--solver", help="CNF: python-sat solver name or 'bruteforce'; OV: brute-force method")
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="DIMACS: also accept clauses spanning or sharing lines, SATLIB's '%%' end, CR LF, a BOM",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    kind, instance = load_instance(args.file, strict=not args.lenient)
+    record = {"problem": kind, "file": str(args.file), **SOLVE[kind](instance, args)}
+    if args.json:
+        print_json(record)
+    else:
+        print(TEXT[kind](record))
+    return 0
+
+
+def load_instance(path: str | Path, strict: bool = True) -> tuple[str, Any]:
+    """``(kind, instance)``: ``("ksat", CNF)`` or ``("ov", OV)``, by file name, else by content.
+
+    A file with another name is read once (so ``/dev/stdin`` works): gzip or a first data
+    line starting with ``p`` is DIMACS, a zip archive is an OV ``.npz``, anything else OV text.
+    """
+    from reductions.problems.cnf import parse_dimacs, read_cnf
+    from reductions.problems.ov import parse_ov_text, read_ov
+
+    name = str(path).lower()
+    if name.endswith(_CNF_SUFFIXES):
+        return "ksat", read_cnf(path, strict=strict)
+    if name.endswith(_OV_SUFFIXES):
+        return "ov", read_ov(path)
+    data = _read_bytes(path)
+    if data.startswith(_ZIP):
+        return "ov", read_ov(path)
+    if data.startswith(_GZIP) or _first_data_line(data).startswith(b"p"):
+        return "ksat", parse_dimacs(data, strict=strict, source=str(path))
+    return "ov", parse_ov_text(data, name=str(path))
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    from attention.errors import FinegrainError
+
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise FinegrainError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def _first_data_line(data: bytes) -> bytes:
+    for line in data[:65536].splitlines():
+        line = line.strip().lstrip(b"\xef\xbb\xbf")
+        if line and not line.startswith((b"c", b"#")):
+            return line
+    return b""
+
+
+# --------------------------------------------------------------------------- k-SAT
+
+
+def solve_ksat(cnf: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Solve a CNF with ``args.solver``: the JSON record of ``finegrain solve --json``."""
+    from solvers.sat import DEFAULT_SOLVER, solve_sat, solve_sat_bruteforce
+
+    solver = args.solver or DEFAULT_SOLVER
+    result = solve_sat_bruteforce(cnf) if solver == "bruteforce" else solve_sat(cnf, solver=solver)
+    return {
+        "satisfiable": result.satisfiable,
+        "witness": result.model,
+        "solver": result.solver,
+        "time": result.time,
+        "n_vars": cnf.nv,
+        "n_clauses": len(cnf.clauses),
+    }
+
+
+def ksat_text(record: dict[str, Any]) -> str:
+    """The SAT competition's output for a ``solve_ksat`` record."""
+    from solvers.sat import SatResult, competition_output
+
+    return competition_output(SatResult(record["satisfiable"], record["witness"], record["solver"], record["time"]))
+
+
+# --------------------------------------------------------------------------- OV
+
+
+def solve_ov_instance(ov: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Solve an OV instance by brute force (method ``args.solver``): the JSON record of ``--json``."""
+    from solvers.ov import solve_ov
+
+    method = args.solver or "auto"
+    start = time.perf_counter()
+    pair = solve_ov(ov, method=method)
+    elapsed = time.perf_counter() - start
+    return {
+        "has_pair": pair is not None,
+        "witness": None if pair is None else [int(pair[0]), int(pair[1])],
+        "solver": method,
+        "time": elapsed,
+        "n_U": ov.n_U,
+        "n_V": ov.n_V,
+        "m": ov.m,
+    }
+
+
+def ov_text(record: dict[str, Any]) -> str:
+    lines = [f"c solver {record['solver']}", f"c time {record['time']:.6f} s"]
+    if not record["has_pair"]:
+        return "\n".join([*lines, "s NO ORTHOGONAL PAIR"])
+    i, j = record["witness"]
+    return "\n".join([*lines, "s ORTHOGONAL PAIR", f"v {i} {j}"])
+
+
+#: problem kind -> function solving an instance of that kind and returning the JSON record.
+SOLVE: dict[str, Callable[[Any, argparse.Namespace], dict[str, Any]]] = {"ksat": solve_ksat, "ov": solve_ov_instance}
+#: problem kind -> text output of a record.
+TEXT: dict[str, Callable[[dict[str, Any]], str]] = {"ksat": ksat_text, "ov": ov_text}
