@@ -5,9 +5,9 @@ Two figures, each readable without the code:
 * :func:`plot_separation` -- the lower-bound side.  For every instance run through a chain
   (a list of :class:`reductions.verify.Report`), the statistic the decoder read from the
   gradient oracle, divided by the decision threshold, for YES and NO instances (ground
-  truth), with the oracle's stated error drawn as the band a verdict would be refused in.
-  The reduction is correct exactly when YES points lie above 1 + band, NO points below
-  1 - band.
+  truth), with the promise gap the reduction guarantees and the oracle's stated error (the
+  band a verdict would be refused in).  The reduction works when YES points lie above the
+  band, NO points below it, and the band is narrow against the gap.
 * :func:`plot_scaling` -- the upper-bound side.  Wall-clock time of the gradient against the
   number of tokens n for the exact ``O(n^2 d)`` oracle and the polynomial-method fast
   algorithm, on log-log axes, with the least-squares slope of each curve.
@@ -43,16 +43,23 @@ _METHOD_STYLE = {"exact": ("#444444", "o"), "fast": ("#2a9d8f", "s"), "mp": ("#8
 class SeparationPoint:
     """One decoded instance: what the decoder read and what it compared it with.
 
+    All four numbers are in the statistic's units (the convention of
+    :mod:`reductions.decoders.common`).
+
     Attributes
     ----------
     n : int
         Tokens of the gradient instance the oracle was called on.
     statistic : float
-        The value the decoder read (same units as ``threshold``).
+        The value the decoder read.
     threshold : float
         Decide YES iff ``statistic > threshold``.
+    margin : float
+        The promise gap's half-width: YES instances read ``>= threshold + margin``, NO
+        instances ``<= threshold - margin`` (exact arithmetic).
     error : float
-        The oracle's stated error translated into the statistic's units (0 if none).
+        The oracle's stated error propagated to the statistic (0 if none); the decoder
+        refuses unless ``error < margin``.
     truth : bool
         Ground truth (SAT solver / brute force).
     label : str
@@ -62,6 +69,7 @@ class SeparationPoint:
     n: int
     statistic: float
     threshold: float
+    margin: float
     error: float
     truth: bool
     label: str = ""
@@ -88,22 +96,22 @@ def separation_point(report: Any) -> SeparationPoint:
     """The :class:`SeparationPoint` of a :class:`reductions.verify.Report`.
 
     Reads the last step that states a ``statistic`` and a ``threshold`` (the numeric
-    decoder's step).  The oracle's error in statistic units is ``statistic_error`` when the
-    decoder states it, else ``oracle_error * threshold_gap / margin`` (the decoder guarantees
-    the statistic stays ``threshold_gap`` from the threshold as long as the oracle's error
-    stays below ``margin``, and the map from gradient to statistic is linear), else 0.
+    decoder's step), and of its logged decisions (``stats["decisions"]``, oracle calls in
+    order) the first: the YES/NO decision; later ones locate the witness.
     """
     steps = getattr(report, "steps", None)
     if steps is None:
         raise InvalidInstance("report: expected a reductions.verify.Report (with .steps)")
     for step in reversed(steps):
-        stats = step.stats
-        if "statistic" in stats and "threshold" in stats:
+        decisions = step.stats.get("decisions") or [step.stats]
+        first = decisions[0]
+        if "statistic" in first and "threshold" in first:
             return SeparationPoint(
                 n=int(step.n or 0),
-                statistic=float(stats["statistic"]),
-                threshold=float(stats["threshold"]),
-                error=_statistic_error(stats),
+                statistic=float(first["statistic"]),
+                threshold=float(first["threshold"]),
+                margin=float(first.get("margin") or 0.0),
+                error=float(first.get("oracle_error") or 0.0),
                 truth=bool(report.ground_truth),
                 label=" -> ".join(report.path),
             )
@@ -111,15 +119,6 @@ def separation_point(report: Any) -> SeparationPoint:
         "report: no step states a decoded statistic and threshold; plot reports of a path that "
         "ends in a numeric decoder (e.g. the default k-SAT -> gradient route)"
     )
-
-
-def _statistic_error(stats: Mapping[str, Any]) -> float:
-    if stats.get("statistic_error") is not None:
-        return float(stats["statistic_error"])
-    error, margin, gap = stats.get("oracle_error"), stats.get("margin"), stats.get("threshold_gap")
-    if error is not None and margin and gap is not None:
-        return float(error) * float(gap) / float(margin)
-    return 0.0
 
 
 def fit_slope(ns: Sequence[float], seconds: Sequence[float]) -> tuple[float, float]:
@@ -172,12 +171,13 @@ def plot_separation(
     -----
     The y axis is ``statistic / threshold`` on a log scale, so instances of different sizes
     share one threshold line (y = 1); a point whose ratio underflows the axis is drawn at
-    the bottom edge as a downward triangle.  The shaded band is
-    ``1 +- oracle error / threshold`` at each instance's size: a statistic inside it would
-    be refused (:class:`~attention.errors.PrecisionError`), never guessed.  For the default
-    route (Construction H + probe decoder (c), THEORY 4.7) YES instances read
-    ``S >= 1/(2(n+1))`` and NO instances ``S <= 1/(8(n+1))`` against the threshold
-    ``11/(32(n+1))``, i.e. ratios >= 16/11 and <= 4/11.
+    the bottom edge as a downward triangle.  Dashed lines mark the promise gap
+    ``1 +- margin / threshold`` (exact YES statistics lie above it, NO below); the shaded
+    band is ``1 +- oracle error / threshold``: a statistic inside it would be refused
+    (:class:`~attention.errors.PrecisionError`), never guessed.  The reduction works when
+    the band is much narrower than the gap.  For the default route (Construction H + probe
+    decoder (c), THEORY 4.7) YES instances read ``S >= 1/(2(n+1))`` and NO instances
+    ``S <= 1/(8(n+1))``.
     """
     points = [p if isinstance(p, SeparationPoint) else separation_point(p) for p in reports]
     if not points:
@@ -212,21 +212,31 @@ def _draw_separation(ax: Any, points: list[SeparationPoint]) -> None:
             ax.scatter(x[low], np.full(low.sum(), floor * 1.5), color=colour, marker="v", s=28, zorder=3,
                        label=None if (~low).any() else label)
     ax.axhline(1.0, color="black", lw=1.2, label="decision threshold (ratio 1)")
-    bands = [max(p.band for p in points if p.n == n) for n in sizes]
-    if any(b > 0 for b in bands):
-        for i, b in enumerate(bands):
-            ax.fill_between([i - 0.4, i + 0.4], max(1 - b, floor), 1 + b, color="0.6", alpha=0.45, lw=0,
+    for i, n in enumerate(sizes):
+        here = [p for p in points if p.n == n]
+        gap = min(p.margin / p.threshold for p in here)
+        if gap > 0:
+            kwargs = {"color": "0.25", "lw": 1.0, "ls": "--"}
+            ax.plot([i - 0.4, i + 0.4], [1 + gap] * 2, **kwargs, label="promise: YES above, NO below" if i == 0 else None)
+            ax.plot([i - 0.4, i + 0.4], [max(1 - gap, floor)] * 2, **kwargs)
+        band = max(p.band for p in here)
+        if band > 0:
+            ax.fill_between([i - 0.4, i + 0.4], max(1 - band, floor), 1 + band, color="0.55", alpha=0.5, lw=0,
                             label="refused: within the oracle's stated error" if i == 0 else None)
     ax.set_yscale("log")
-    top = max(max(positive, default=1.0), 1 + max(bands)) * 4
+    top = max(max(positive, default=1.0), 1 + max(p.band for p in points), 1 + max(p.margin / p.threshold for p in points)) * 4
     ax.set_ylim(floor, top)
     ax.set_xticks(range(len(sizes)), [str(n) for n in sizes])
     ax.set_xlim(-0.6, len(sizes) - 0.4)
     ax.set_xlabel("tokens n of the gradient instance (one column per size)")
     ax.set_ylabel("decoded statistic / threshold (dimensionless, log scale)")
     wrong = sum(not p.correct for p in points)
-    ax.text(0.99, 0.02, f"{len(points) - wrong}/{len(points)} separated beyond the oracle's error",
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+    note = [f"{len(points) - wrong}/{len(points)} separated beyond the oracle's error"]
+    if all(p.margin > 0 for p in points):
+        note.append(f"largest oracle error / margin: {max(p.error / p.margin for p in points):.2g}")
+    if any(p.ratio <= floor for p in points):
+        note.append(f"triangles: ratio <= {floor:.0e} (drawn at the axis floor)")
+    ax.text(0.99, 0.02, "\n".join(note), transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
     ax.grid(True, which="major", axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 

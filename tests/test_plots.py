@@ -27,9 +27,10 @@ def _points(ns=(32, 64), rng_seed=0):
     out = []
     for n in ns:
         thr = 11 / (32 * (n + 1))
-        out.append(plots.SeparationPoint(n, rng.uniform(1.5, 3) * thr, thr, 1e-3 * thr, True, "a -> b"))
-        out.append(plots.SeparationPoint(n, rng.uniform(0, 0.3) * thr, thr, 1e-3 * thr, False, "a -> b"))
-        out.append(plots.SeparationPoint(n, 0.0, thr, 1e-3 * thr, False, "a -> b"))  # underflows the log axis
+        gap = 0.45 * thr
+        out.append(plots.SeparationPoint(n, rng.uniform(1.5, 3) * thr, thr, gap, 1e-3 * thr, True, "a -> b"))
+        out.append(plots.SeparationPoint(n, rng.uniform(0, 0.3) * thr, thr, gap, 1e-3 * thr, False, "a -> b"))
+        out.append(plots.SeparationPoint(n, 0.0, thr, gap, 1e-3 * thr, False, "a -> b"))  # underflows the log axis
     return out
 
 
@@ -77,24 +78,24 @@ def test_crossover_is_the_first_n_of_the_winning_tail(pairs):
     truth=st.booleans(),
 )
 def test_separation_point_is_correct_iff_it_clears_the_band_on_the_right_side(thr, ratio, band, truth):
-    p = plots.SeparationPoint(16, ratio * thr, thr, band * thr, truth)
+    p = plots.SeparationPoint(16, ratio * thr, thr, 0.5 * thr, band * thr, truth)
     assert p.ratio == pytest.approx(ratio)
     expected = (ratio - band > 1) if truth else (ratio + band < 1)
     if abs((ratio - band if truth else ratio + band) - 1) > 1e-9:  # away from float ties
         assert p.correct == expected
 
 
-def test_separation_point_reads_the_decoding_step_of_a_report():
-    plain = SimpleNamespace(n=8, stats={})
-    decoding = SimpleNamespace(
-        n=128, stats={"statistic": 0.02, "threshold": 0.01, "oracle_error": 1e-9, "margin": 1e-3, "threshold_gap": 0.005}
-    )
+def test_separation_point_reads_the_first_decision_of_the_decoding_step():
+    plain = SimpleNamespace(n=8, stats={"oracle_calls": 0})
+    decision = {"statistic": 0.02, "threshold": 0.01, "margin": 0.004, "oracle_error": 1e-9}
+    witness_search = {"statistic": 0.011, "threshold": 0.01, "margin": 0.004, "oracle_error": 1e-3}
+    decoding = SimpleNamespace(n=128, stats={**witness_search, "decisions": [decision, witness_search]})
     report = SimpleNamespace(steps=[plain, decoding], ground_truth=True, path=["ksat_to_ov", "probe"])
     p = plots.separation_point(report)
-    assert (p.n, p.statistic, p.threshold, p.truth) == (128, 0.02, 0.01, True)
-    assert p.error == pytest.approx(1e-9 * 0.005 / 1e-3)  # gradient error mapped to statistic units
-    decoding.stats["statistic_error"] = 3e-7  # a decoder that states it directly wins
-    assert plots.separation_point(report).error == 3e-7
+    assert (p.n, p.statistic, p.threshold, p.margin, p.error, p.truth) == (128, 0.02, 0.01, 0.004, 1e-9, True)
+    assert p.label == "ksat_to_ov -> probe"
+    del decoding.stats["decisions"]  # a decoder without a log: its top-level numbers
+    assert plots.separation_point(report).statistic == 0.011
     with pytest.raises(InvalidInstance, match="no step states a decoded statistic"):
         plots.separation_point(SimpleNamespace(steps=[plain], ground_truth=False, path=[]))
     with pytest.raises(InvalidInstance, match="expected a reductions.verify.Report"):
@@ -117,12 +118,14 @@ def test_separation_figure_is_written_with_labels_and_provenance(tmp_path, suffi
         assert f"YES (satisfiable): {n_yes} instances" in text
         assert f"NO (unsatisfiable): {n_no} instances" in text
         assert f"{len(pts)}/{len(pts)} separated" in text
+        assert f"largest oracle error / margin: {max(p.error / p.margin for p in pts):.2g}" in text
+        assert "triangles: ratio <=" in text  # the zero statistics are drawn at the floor, and said so
 
 
 def test_separation_figure_counts_a_point_inside_the_band_as_not_separated(tmp_path):
     pts = _points(ns=(32,))
     thr = pts[0].threshold
-    pts.append(plots.SeparationPoint(32, 1.0005 * thr, thr, 1e-3 * thr, True))  # inside the refusal band
+    pts.append(plots.SeparationPoint(32, 1.0005 * thr, thr, 0.45 * thr, 1e-3 * thr, True))  # inside the band
     out = tmp_path / "sep.svg"
     plots.plot_separation(pts, out)
     assert f"{len(pts) - 1}/{len(pts)} separated" in _svg_texts(out)
