@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from types import SimpleNamespace
@@ -19,7 +20,8 @@ pytest.importorskip("matplotlib")
 
 def _svg_texts(path) -> str:
     """All text drawn in an SVG written with svg.fonttype = none (one string)."""
-    return " ".join(re.findall(r"<text[^>]*>(.*?)</text>", path.read_text(encoding="utf-8"), re.S))
+    found = re.findall(r"<text[^>]*>(.*?)</text>", path.read_text(encoding="utf-8"), re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", t)) for t in found)
 
 
 def _points(ns=(32, 64), rng_seed=0):
