@@ -29,3 +29,7 @@ class PrecisionError(FinegrainError, ArithmeticError):
 
 class ResourceError(FinegrainError, MemoryError):
     """A request would need more memory or rank than allowed; the message gives the estimate."""
+
+
+class OutputExists(FinegrainError, FileExistsError):
+    """An output file exists and overwriting was not asked for (``force=True`` / ``--force``)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from attention.errors import InvalidInstance
+from attention.fileio import atomic_write
 
 ARRAY_NAMES = ("A1", "A2", "A3", "E", "X", "Y")
 
@@ -218,19 +218,10 @@ class AttentionInstance:
         path = Path(path)
         if path.suffix != ".npz":
             raise InvalidInstance(f"{path}: instance files must end in .npz")
-        if path.exists() and not force:
-            raise InvalidInstance(f"{path}: exists; pass force=True (CLI: --force) to overwrite")
         arrays = {name: getattr(self, name) for name in ARRAY_NAMES}
         meta = json.dumps(self.meta, allow_nan=False, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, meta=np.array(meta), **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path, "wb", force=force) as fh:
+            np.savez(fh, meta=np.array(meta), **arrays)
         return path
 
     @classmethod

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (the console script exits with it)."""
+    from reductions.commands import common
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    common.CURRENT_ARGV = argv
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
@@ -68,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    finally:
+        common.CURRENT_ARGV = None
 
 
 if __name__ == "__main__":  # pragma: no cover

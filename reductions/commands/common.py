@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from attention.errors import FinegrainError
+from attention.fileio import atomic_write, check_output_path
+
+__all__ = ["atomic_write", "check_output_path", "provenance", "print_json", "message", "progress"]
+
+#: The argv of the running ``finegrain`` command (set by ``reductions.cli.main``).
+CURRENT_ARGV: list[str] | None = None
 
 
 def provenance(seed: Any = None, **extra: Any) -> dict[str, Any]:
@@ -22,33 +24,10 @@ def provenance(seed: Any = None, **extra: Any) -> dict[str, Any]:
         ver = version("finegrain")
     except PackageNotFoundError:
         ver = "unknown"
-    record = {"finegrain_version": ver, "command": shlex.join(["finegrain", *sys.argv[1:]]), "seed": seed}
+    argv = CURRENT_ARGV if CURRENT_ARGV is not None else sys.argv[1:]
+    record = {"finegrain_version": ver, "command": shlex.join(["finegrain", *argv]), "seed": seed}
     record.update(extra)
     return record
-
-
-def check_output_path(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse to overwrite an existing file unless ``force``; the directory must exist."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise FinegrainError(f"{path} exists; pass --force to overwrite it")
-    if not path.parent.exists():
-        raise FinegrainError(f"{path.parent} does not exist; create the directory first")
-    return path
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", force: bool = False) -> Iterator[Any]:
-    """Open a temp file beside ``path``; rename it over ``path`` only when the block succeeds."""
-    path = check_output_path(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def print_json(obj: Any) -> None:

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from attention import AttentionInstance, InvalidInstance
+from attention.errors import OutputExists
 
 
 def _arrays(n=3, n_k=4, d=2, seed=0):
@@ -82,7 +83,7 @@ def test_npz_round_trip_is_exact(tmp_path_factory, n, n_k, d, seed, meta):
 def test_save_refuses_to_overwrite(tmp_path):
     inst = AttentionInstance(**_arrays())
     path = inst.save(tmp_path / "a.npz")
-    with pytest.raises(InvalidInstance, match="exists"):
+    with pytest.raises(OutputExists, match="exists"):
         inst.save(path)
     inst.save(path, force=True)
 

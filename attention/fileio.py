@@ -1,0 +1,39 @@
+"""Safe output files for every package: atomic writes that never overwrite without asking."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from attention.errors import FinegrainError, OutputExists
+
+
+def check_output_path(path: str | os.PathLike, force: bool) -> Path:
+    """``path`` as a Path; refuses an existing file unless ``force``; its directory must exist."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExists(f"{path} exists; pass --force (force=True) to overwrite it")
+    if not path.parent.exists():
+        raise FinegrainError(f"{path.parent} does not exist; create the directory first")
+    return path
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", force: bool = False) -> Iterator[Any]:
+    """Open a temp file beside ``path``; rename it over ``path`` only when the block succeeds.
+
+    An exception or an interrupt inside the block leaves no file behind (and the old file,
+    if any, untouched).
+    """
+    path = check_output_path(path, force)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
