@@ -62,8 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from reductions.errors import VerificationFailed
+
     try:
         return int(args.func(args) or 0)
+    except VerificationFailed as exc:
+        print(f"finegrain {args.command}: verification failed: {exc}", file=sys.stderr)
+        return EXIT_DISAGREE
     except FinegrainError as exc:
         print(f"finegrain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
