@@ -97,14 +97,15 @@ def separation_point(report: Any) -> SeparationPoint:
 
     Reads the last step that states a ``statistic`` and a ``threshold`` (the numeric
     decoder's step), and of its logged decisions (``stats["decisions"]``, oracle calls in
-    order) the first: the YES/NO decision; later ones locate the witness.
+    order) the one whose ``purpose`` is ``"detect"`` (else the first): the YES/NO
+    decision; later ones locate the witness.
     """
     steps = getattr(report, "steps", None)
     if steps is None:
         raise InvalidInstance("report: expected a reductions.verify.Report (with .steps)")
     for step in reversed(steps):
         decisions = step.stats.get("decisions") or [step.stats]
-        first = decisions[0]
+        first = next((d for d in decisions if d.get("purpose") == "detect"), decisions[0])
         if "statistic" in first and "threshold" in first:
             return SeparationPoint(
                 n=int(step.n or 0),

@@ -91,11 +91,14 @@ def test_separation_point_reads_the_first_decision_of_the_decoding_step():
     plain = SimpleNamespace(n=8, stats={"oracle_calls": 0})
     decision = {"statistic": 0.02, "threshold": 0.01, "margin": 0.004, "oracle_error": 1e-9}
     witness_search = {"statistic": 0.011, "threshold": 0.01, "margin": 0.004, "oracle_error": 1e-3}
-    decoding = SimpleNamespace(n=128, stats={**witness_search, "decisions": [decision, witness_search]})
+    decoding = SimpleNamespace(n=128, stats={**witness_search, "decisions": [witness_search, decision]})
+    decision["purpose"], witness_search["purpose"] = "detect", "row halving"
     report = SimpleNamespace(steps=[plain, decoding], ground_truth=True, path=["ksat_to_ov", "probe"])
     p = plots.separation_point(report)
     assert (p.n, p.statistic, p.threshold, p.margin, p.error, p.truth) == (128, 0.02, 0.01, 0.004, 1e-9, True)
     assert p.label == "ksat_to_ov -> probe"
+    del decision["purpose"]  # no purpose stated: the first decision
+    assert plots.separation_point(report).statistic == 0.011
     del decoding.stats["decisions"]  # a decoder without a log: its top-level numbers
     assert plots.separation_point(report).statistic == 0.011
     with pytest.raises(InvalidInstance, match="no step states a decoded statistic"):
