@@ -74,7 +74,9 @@ def _measure_maxip(inst: Any) -> dict[str, Any]:
 
 
 def _measure_bhcp(inst: Any) -> dict[str, Any]:
-    return {**_pair_sides(inst, "d"), "t": int(inst.t)}
+    from reductions.rules.ov_to_bhcp import parity_gap
+
+    return {**_pair_sides(inst, "d"), "t": int(inst.t), "g": parity_gap(inst)}
 
 
 def _measure_gapann(inst: Any) -> dict[str, Any]:
@@ -147,6 +149,7 @@ PROBLEMS: dict[str, Problem] = {
                 "n_V": ("size", "vectors in V"),
                 "d": ("size", "dimension"),
                 "t": ("size", "distance threshold"),
+                "g": ("size", "parity gap: 2 if every distance has the parity of t, else 1"),
             },
             _measure_bhcp,
             ("closestpair", "hammingclosestpair"),
@@ -449,11 +452,14 @@ def problem_of(instance: Any) -> str:
     """The registry node an instance belongs to (``"ksat"``, ``"ov"``, ``"gradient"``, ...).
 
     An :class:`~attention.AttentionInstance` is a ``gradient`` instance unless its ``meta``
-    says ``"problem": "attention"``; other types name their node in a ``problem`` attribute.
+    says ``"problem": "attention"``; a :class:`~reductions.problems.bhcp.BHCP` with ``(t, eps)``
+    is a ``gapann`` instance unless its ``meta`` says ``"problem": "bhcp"``; other types name
+    their node in a ``problem`` attribute.
     """
     from pysat.formula import CNF
 
     from attention.instance import AttentionInstance
+    from reductions.problems.bhcp import BHCP
     from reductions.problems.ov import OV
 
     if isinstance(instance, CNF):
@@ -462,6 +468,13 @@ def problem_of(instance: Any) -> str:
         return "ov"
     if isinstance(instance, AttentionInstance):
         return problem_name(instance.meta.get("problem", "gradient"))
+    if isinstance(instance, BHCP):
+        if instance.t is None:
+            raise InvalidInstance(
+                "a BHCP instance without a threshold t is an optimisation instance; the registry's "
+                "bhcp and gapann nodes ask 'is some pair at distance <= t?': give t and eps"
+            )
+        return problem_name(instance.meta.get("problem", "gapann"))
     kind = getattr(instance, "problem", None)
     if isinstance(kind, str):
         return problem_name(kind)
@@ -814,7 +827,8 @@ def _as_symbols(problem: str, by_name: dict[str, Any]) -> dict[Any, Any]:
 
 
 def _tidy(expr: "sympy.Expr") -> "sympy.Expr":
-    """Drop ``Max``/``Min`` arguments dominated because ``ceiling(x) >= floor(x)``.
+    """Rewrite ``log(b**x)`` as ``x log(b)`` (``b > 0``, ``x`` real) and drop ``Max``/``Min``
+    arguments dominated because ``ceiling(x) >= floor(x)``.
 
     sympy cannot decide ``2**ceiling(N/2) >= 2**floor(N/2)``; an argument that turns into
     another one when its ``floor`` calls become ``ceiling`` is dominated by it, provided it
@@ -843,9 +857,14 @@ def _tidy(expr: "sympy.Expr") -> "sympy.Expr":
                 keep.remove(a if larger else b)
         return cls(*keep)
 
-    return expr.replace(
+    expr = expr.replace(
         lambda e: isinstance(e, (sympy.Max, sympy.Min)),
         lambda e: shrink(type(e), e.args, isinstance(e, sympy.Max)),
+    )
+    return expr.replace(
+        lambda e: isinstance(e, sympy.log) and len(e.args) == 1 and isinstance(e.args[0], sympy.Pow)
+        and bool(e.args[0].base.is_positive) and bool(e.args[0].exp.is_real),
+        lambda e: e.args[0].exp * sympy.log(e.args[0].base),
     )
 
 

@@ -17,7 +17,8 @@ Everything shrinks: formulas clause by clause, OV instances in size and seed.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 from hypothesis import strategies as st
@@ -127,3 +128,26 @@ def instances(problem: str, **sizes: Any) -> st.SearchStrategy:
 
     chain = compose(find_path("ov", node))
     return base.map(lambda ov: chain(ov).target)
+
+
+@contextmanager
+def registry_snapshot() -> Iterator[None]:
+    """Register throw-away rules inside the block; the registry is restored afterwards.
+
+    >>> from reductions.registry import GRAPH, all_rules
+    >>> before = len(all_rules())
+    >>> with registry_snapshot():
+    ...     GRAPH.remove_edge("ksat", "ov", key="ksat_to_ov")
+    >>> len(all_rules()) == before
+    True
+    """
+    from reductions.registry import GRAPH, all_rules
+
+    all_rules()
+    saved = list(GRAPH.edges(keys=True, data=True))
+    try:
+        yield
+    finally:
+        GRAPH.clear()
+        for u, v, k, data in saved:
+            GRAPH.add_edge(u, v, key=k, **data)

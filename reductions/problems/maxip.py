@@ -1,6 +1,6 @@
 """Bichromatic Boolean Max inner product, decision version: is ``max <U[i], V[j]> >= tau``?
 
-``U in {0,1}^(n_U x d)``, ``V in {0,1}^(n_V x d)``, integer threshold ``tau``.  An answer is
+``U in {0,1}^(n_U x m)``, ``V in {0,1}^(n_V x m)``, integer threshold ``tau``.  An answer is
 an index pair with ``<U[i], V[j]> >= tau`` (checked by :func:`is_maxip_witness`) or ``None``.
 """
 
@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 
 from reductions.errors import InvalidInstance
-from reductions.problems.ov import require_binary
+from reductions.problems.ov import BinarySides, require_meta
 
 _BLOCK = 2048
 
 
 @dataclass(frozen=True, eq=False)
-class MaxIP:
+class MaxIP(BinarySides):
     """Max-IP decision instance: is there ``(i, j)`` with ``<U[i], V[j]> >= tau``?
 
     Examples
@@ -26,43 +26,22 @@ class MaxIP:
     >>> inst = MaxIP([[1, 1, 0]], [[1, 1, 1], [0, 0, 1]], tau=2)
     >>> max_inner_product(inst)
     (2, (0, 0))
-    >>> MaxIP([[1, 0]], [[1, 0, 1]], tau=1)
+    >>> MaxIP([[1, 0]], [[1, 0]], tau=1.5)
     Traceback (most recent call last):
     ...
-    attention.errors.InvalidInstance: U has dimension d = 2 but V has d = 3; both sides need the same d
+    attention.errors.InvalidInstance: tau: expected an integer threshold, got 1.5
     """
 
-    U: np.ndarray
-    V: np.ndarray
-    tau: int
+    tau: int = 0
     meta: dict = field(default_factory=dict)
     problem = "maxip"
 
     def __post_init__(self) -> None:
-        U, V = require_binary(self.U, "U"), require_binary(self.V, "V")
-        if U.shape[1] != V.shape[1]:
-            raise InvalidInstance(
-                f"U has dimension d = {U.shape[1]} but V has d = {V.shape[1]}; both sides need the same d"
-            )
+        super().__post_init__()
         if isinstance(self.tau, bool) or not isinstance(self.tau, (int, np.integer)):
             raise InvalidInstance(f"tau: expected an integer threshold, got {self.tau!r}")
-        object.__setattr__(self, "U", U)
-        object.__setattr__(self, "V", V)
         object.__setattr__(self, "tau", int(self.tau))
-        if not isinstance(self.meta, dict):
-            raise InvalidInstance(f"meta: expected a dict, got {type(self.meta).__name__}")
-
-    @property
-    def n_U(self) -> int:
-        return self.U.shape[0]
-
-    @property
-    def n_V(self) -> int:
-        return self.V.shape[0]
-
-    @property
-    def d(self) -> int:
-        return self.U.shape[1]
+        require_meta(self.meta)
 
     def inner(self, i: int, j: int) -> int:
         """``<U[i], V[j]>``."""
@@ -81,7 +60,7 @@ def is_maxip_witness(inst: MaxIP, pair: Any) -> bool:
 def max_inner_product(inst: MaxIP) -> tuple[int, tuple[int, int] | None]:
     """The maximum inner product and the first pair (row-major) attaining it; ``(-1, None)`` if a side is empty.
 
-    Blocked integer matrix products: memory ``O((n_U + n_V) d + 2048^2)``.
+    Blocked integer matrix products: memory ``O((n_U + n_V) m + 2048 n_V)``.
     """
     best, where = -1, None
     V = inst.V.astype(np.int32)

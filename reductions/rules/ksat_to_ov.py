@@ -15,6 +15,7 @@ import numpy as np
 from pysat.formula import CNF
 
 from reductions.errors import InvalidInstance, ResourceError
+from reductions.problems.cnf import check_cnf
 from reductions.problems.ov import OV
 from reductions.registry import Reduced, reduction
 
@@ -29,30 +30,13 @@ def split_point(N: int) -> int:
 
 
 def clause_literals(cnf: CNF) -> tuple[int, list[list[int]]]:
-    """``(N, clauses)`` with every literal checked to be a nonzero integer with ``|lit| <= N``.
+    """``(N, clauses)`` of a well-formed formula (literals nonzero integers with ``|lit| <= N``).
 
     ``N`` is ``cnf.nv``, the DIMACS header's variable count when the formula was read by
     :mod:`reductions.problems.cnf` (variables in no clause count).
     """
-    if not isinstance(cnf, CNF):
-        raise InvalidInstance(f"expected a pysat.formula.CNF, got {type(cnf).__name__}")
-    N = int(cnf.nv)
-    if N < 0:
-        raise InvalidInstance(f"the formula has a negative variable count N = {N}")
-    clauses = []
-    for index, clause in enumerate(cnf.clauses, start=1):
-        lits = []
-        for lit in clause:
-            if isinstance(lit, bool) or not isinstance(lit, (int, np.integer)) or lit == 0:
-                raise InvalidInstance(f"clause {index}: literal {lit!r} is not a nonzero integer")
-            if abs(int(lit)) > N:
-                raise InvalidInstance(
-                    f"clause {index}: literal {int(lit)} uses variable {abs(int(lit))} > N = {N} "
-                    "(the formula's variable count); raise cnf.nv or fix the clause"
-                )
-            lits.append(int(lit))
-        clauses.append(lits)
-    return N, clauses
+    check_cnf(cnf)
+    return int(cnf.nv), [[int(lit) for lit in clause] for clause in cnf.clauses]
 
 
 def side_vectors(clauses: list[list[int]], first: int, count: int) -> np.ndarray:

@@ -8,11 +8,18 @@ inner product ``<= m - 1`` (gap 1).  This is the encoding all attention construc
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from reductions.problems.maxip import MaxIP
 from reductions.problems.ov import OV
 from reductions.registry import Reduced, reduction
+
+
+def same_pair(pair: Any) -> tuple[int, int] | None:
+    """The decoder of the pair-to-pair rules: the same index pair (as ints), ``None`` to ``None``."""
+    return None if pair is None else (int(pair[0]), int(pair[1]))
 
 
 def maxip_encoding(ov: OV) -> tuple[np.ndarray, np.ndarray]:
@@ -53,6 +60,6 @@ def reduce(ov: OV) -> Reduced:
     return Reduced.karp(
         ov,
         target,
-        lambda pair: None if pair is None else (int(pair[0]), int(pair[1])),
-        params={"n_U": target.n_U, "n_V": target.n_V, "d": target.d, "tau": target.tau},
+        same_pair,
+        params={"n_U": target.n_U, "n_V": target.n_V, "d": target.m, "tau": target.tau},
     )

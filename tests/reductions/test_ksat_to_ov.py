@@ -106,7 +106,7 @@ def test_decoding_every_pair_is_deterministic_and_covers_all_assignments():
 
 @pytest.mark.parametrize(
     "clauses, nv, match",
-    [([[1, 7]], 3, "variable 7 > N = 3"), ([[1, 0]], 2, "not a nonzero integer"), ([[1.5]], 2, "not a nonzero")],
+    [([[1, 7]], 3, "literal 7 is out of range"), ([[1, 0]], 2, "literal 0 is not allowed"), ([[1.5]], 2, "not an integer")],
 )
 def test_bad_formulas_are_refused_with_the_clause_named(clauses, nv, match):
     cnf = CNF()
