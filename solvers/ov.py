@@ -234,6 +234,13 @@ def _numba_threads(threads: int | None) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
+def _dynamic(kernel: Callable[..., None], *args: object) -> None:
+    """Run a prange kernel with row blocks handed out one at a time (a thread that the OS
+    preempts on a shared machine no longer holds up a fixed share of the blocks)."""
+    with numba.parallel_chunksize(1):
+        kernel(*args)
+
+
 def _packed_first(Up: np.ndarray, Vt: np.ndarray, tile: int) -> Pair | None:
     n_U = Up.shape[0]
     if n_U == 0 or Vt.shape[1] == 0:
@@ -243,7 +250,7 @@ def _packed_first(Up: np.ndarray, Vt: np.ndarray, tile: int) -> Pair | None:
     found = np.empty(((chunk + row_block - 1) // row_block, 2), np.int64)
     for r0 in range(0, n_U, chunk):
         r1 = min(r0 + chunk, n_U)
-        _first_per_block(Up, Vt, r0, r1, row_block, tile, found)
+        _dynamic(_first_per_block, Up, Vt, r0, r1, row_block, tile, found)
         hits = np.flatnonzero(found[: (r1 - r0 + row_block - 1) // row_block, 0] >= 0)
         if hits.size:
             i, j = found[hits[0]]
@@ -254,7 +261,7 @@ def _packed_first(Up: np.ndarray, Vt: np.ndarray, tile: int) -> Pair | None:
 def _packed_row_counts(Up: np.ndarray, Vt: np.ndarray, tile: int) -> np.ndarray:
     counts = np.zeros(Up.shape[0], np.int64)
     if Up.shape[0] and Vt.shape[1]:
-        _count_rows(Up, Vt, _row_block(Up.shape[0]), tile, counts)
+        _dynamic(_count_rows, Up, Vt, _row_block(Up.shape[0]), tile, counts)
     return counts
 
 
@@ -318,7 +325,7 @@ def _tiled_sides(ov: OV, method: str) -> tuple[np.ndarray, np.ndarray, Callable[
 
 
 def _bands(ov: OV, method: str, block: int) -> Iterator[tuple[int, Iterator[tuple[int, np.ndarray]]]]:
-    """Row bands ``(i0, tiles)``; ``tiles`` yields ``(j0, mask)`` with ``mask[a, b]`` iff ``(i0+a, j0+b)`` is orthogonal."""
+    """Row bands ``(i0, tiles)``; ``tiles`` yields ``(j0, mask)``, ``mask[a, b]`` iff ``(i0+a, j0+b)`` is orthogonal."""
     U, V, mask = _tiled_sides(ov, method)
     for i0 in range(0, ov.n_U, block):
         Ub = U[i0 : i0 + block]
@@ -375,8 +382,8 @@ def solve_ov(ov: OV, method: str = "auto", block: int | None = None) -> Pair | N
     method : {"auto", "packed", "blas", "numpy"}
         See the module docstring; ``"auto"`` is ``"packed"``.
     block : int, optional
-        Tile side (V vectors per tile; blas/numpy tiles are ``block x block``); defaults in
-        :data:`DEFAULT_BLOCK`.
+        Tile side: V vectors per cache tile (packed; default ``PACKED_TILE_WORDS // W``, 32 KiB
+        of V), or the side of the ``block x block`` tiles (blas, numpy; :data:`DEFAULT_BLOCK`).
 
     Notes
     -----
@@ -439,7 +446,7 @@ def orthogonal_pairs_array(
     offsets = np.concatenate([[0], np.cumsum(counts[rows])]).astype(np.int64)
     cols = np.empty(total, np.int64)
     if rows.size:
-        _list_rows(ov.U_packed, Vt, rows, offsets, cols)
+        _dynamic(_list_rows, ov.U_packed, Vt, rows, offsets, cols)
     return np.stack([np.repeat(rows, counts[rows]), cols], axis=1).astype(np.int64)
 
 

@@ -289,7 +289,8 @@ def _parse_header(line: bytes, name: str, lineno: int) -> tuple[int, int, int]:
     if len(tokens) != 3 or not all(_HEADER_TOKEN.fullmatch(t) for t in tokens):
         shown = line[:60].decode("ascii", "replace")
         raise FormatError(
-            f"{name} line {lineno}: expected the header 'n_U n_V m' (three non-negative integers below 10^18), got {shown!r}"
+            f"{name} line {lineno}: expected the header 'n_U n_V m' "
+            f"(three non-negative integers below 10^18), got {shown!r}"
         )
     n_U, n_V, m = (int(t) for t in tokens)
     if m < 1:
@@ -366,11 +367,13 @@ def _load_npz(path: Path) -> OV:
         arr = arrays[key]
         if arr.dtype != np.uint8 or arr.ndim != 2:
             raise FormatError(
-                f"{path}: array {key} must be a 2-D uint8 matrix, got dtype {arr.dtype} and shape {arr.shape}"
+                f"{path}: array {key} must be a 2-D uint8 matrix, got {arr.dtype} of shape {arr.shape}"
             )
     raw = arrays["meta"]
     if raw.ndim != 0 or raw.dtype.kind != "U":
-        raise FormatError(f"{path}: array meta must be a 0-d string holding JSON, got dtype {raw.dtype} and shape {raw.shape}")
+        raise FormatError(
+            f"{path}: array meta must be a 0-d string holding JSON, got dtype {raw.dtype} and shape {raw.shape}"
+        )
     try:
         meta = json.loads(str(raw[()]))
     except ValueError as exc:
