@@ -10,7 +10,7 @@ from typing import Any
 from reductions.commands.common import check_output_path, message, print_json, provenance
 from reductions.errors import FormatError, InvalidInstance
 
-_ZIP, _GZIP = b"PK", b"\x1f\x8b"
+_ZIP = b"PK"
 WRITABLE = ("ov", "attention", "gradient")
 
 
@@ -67,49 +67,29 @@ def parse_options(items: list[str]) -> dict[str, Any]:
 
 
 def read_instance(path: str | Path) -> Any:
-    """Read a DIMACS CNF, an OV (text or .npz) or an attention instance (.npz), by content."""
-    from reductions.errors import FinegrainError
+    """Read a DIMACS CNF or an OV instance (as ``finegrain solve`` does), or an attention ``.npz``."""
+    from reductions.commands.solve import load_instance
 
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise FinegrainError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    if head[:2] == _ZIP:
-        return _read_npz(path)
-    if head[:2] == _GZIP or _first_data_line(head).startswith(b"p"):
-        from reductions.problems.cnf import read_cnf
-
-        return read_cnf(path)
-    from reductions.problems.ov import read_ov
-
-    return read_ov(path)
-
-
-def _first_data_line(head: bytes) -> bytes:
-    for line in head.splitlines():
-        line = line.strip()
-        if line and not line.startswith((b"c", b"#", b"%")):
-            return line
-    return b""
-
-
-def _read_npz(path: Path) -> Any:
-    import numpy as np
-
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = set(archive.files)
-    except Exception as exc:
-        raise FormatError(f"{path}: not a readable .npz archive ({exc})") from None
-    if {"A1", "A2", "A3"} <= names:
+    if _is_attention_npz(Path(path)):
         from attention.instance import AttentionInstance
 
         return AttentionInstance.load(path)
-    from reductions.problems.ov import read_ov
+    return load_instance(path)[1]
 
-    return read_ov(path)
+
+def _is_attention_npz(path: Path) -> bool:
+    import numpy as np
+
+    try:
+        with path.open("rb") as fh:
+            if fh.read(2) != _ZIP:
+                return False
+        with np.load(path, allow_pickle=False) as archive:
+            return {"A1", "A2", "A3"} <= set(archive.files)
+    except OSError:
+        return False
+    except Exception as exc:
+        raise FormatError(f"{path}: not a readable .npz archive ({exc})") from None
 
 
 def run(args: argparse.Namespace) -> int:
