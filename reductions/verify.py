@@ -376,7 +376,7 @@ def _step_reports(red: ComposedReduced) -> list[StepReport]:
                 seconds_reduce=step.stats.get("seconds_reduce", 0.0),
                 params=params,
                 predicted=values,
-                stats={k: v for k, v in step.stats.items() if isinstance(v, (int, float, str, bool))},
+                stats={k: v for k, v in step.stats.items() if isinstance(v, (int, float, str, bool)) or k == "decisions"},
             )
         )
     return out
