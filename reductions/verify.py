@@ -303,11 +303,11 @@ def verify(
 
     recomputed = False
     try:
-        red, answer = _run(rules, instance, solver, options)
+        answer, red = _run(rules, instance, solver, options)
     except PrecisionError:
         if not (recompute and oracle != "mp" and rules[-1].target in NUMERIC_PROBLEMS):
             raise
-        red, answer = _run(rules, instance, oracle_solver(rules[-1].target, "mp"), options)
+        answer, red = _run(rules, instance, oracle_solver(rules[-1].target, "mp"), options)
         recomputed, oracle_name = True, "mp"
 
     checks = check_formulas(red)
@@ -342,6 +342,32 @@ def _ground_truth(problem: str, instance: Any) -> tuple[bool, Any]:
     return witness is not None, witness
 
 
+def solve_through(
+    instance: Any,
+    to: str = "gradient",
+    oracle: str | Callable[[Any], Any] = "exact",
+    path: Iterable[str] | str | None = None,
+    **options: Any,
+) -> tuple[Any, ComposedReduced]:
+    """Answer ``instance`` by reducing it to ``to`` (preferred path or ``path``) and asking ``oracle``.
+
+    Returns ``(answer, reduction)``: the answer lifted back to ``instance`` (a model / a pair
+    / ``None``) and the composed reduction with its per-step ``stats``.  Raises
+    :class:`PrecisionError` when a step's margin is not above its oracle's stated error.
+
+    Examples
+    --------
+    >>> from pysat.formula import CNF
+    >>> answer, red = solve_through(CNF(from_clauses=[[1, -2], [2]]))
+    >>> answer, [r.name for r in red.rules], red.stats["oracle_calls"]
+    ([1, 2], ['ksat_to_ov', 'ov_to_gradient_probe'], 2)
+    """
+    rules = resolve_path(path, problem_of(instance), to)
+    if not rules:
+        raise NoReductionPath(f"the instance already is a {to} instance; nothing to reduce")
+    return _run(rules, instance, oracle_solver(rules[-1].target, oracle), options)
+
+
 def _run(rules: list, instance: Any, solver: Callable[[Any], Any], options: dict[str, Any]) -> tuple[ComposedReduced, Any]:
     red = compose(rules)(instance, **options)
     answer = red.lift(solver)
@@ -352,7 +378,7 @@ def _run(rules: list, instance: Any, solver: Callable[[Any], Any], options: dict
                 f"step {step.rule}: margin {margin:.3g} is not above the oracle's stated error "
                 f"{error:.3g}; use the mp oracle (recompute=True / --oracle mp)"
             )
-    return red, answer
+    return answer, red
 
 
 def _step_reports(red: ComposedReduced) -> list[StepReport]:

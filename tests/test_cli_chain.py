@@ -183,3 +183,42 @@ def test_verify_on_an_ov_file(capsys, tmp_path):
     status, out, _ = run(capsys, "verify", str(path), "--to", "maxip", "--json")
     data = json.loads(out)
     assert status == 0 and data["ground_truth"] and data["chain_witness"] == [1, 1]   # the only orthogonal pair
+
+
+# ----------------------------------------------------------------------------- solve --via
+@pytest.mark.parametrize(
+    "clauses, nv",
+    [(CLAUSES, 5), ([[1, 2], [-1, 2], [1, -2], [-1, -2]], 2), ([[1, -2, 3], [-1], [2, -3], [3]], 4)],
+    ids=["sat", "unsat", "unsat-4"],
+)
+def test_solve_via_gradient_equals_the_library_and_the_direct_solver(capsys, tmp_path, clauses, nv):
+    from reductions.problems.cnf import make_cnf
+    from reductions.verify import satisfies, solve_through
+
+    path = tmp_path / "g.cnf"
+    cnf = make_cnf(clauses, nv=nv)
+    write_dimacs(cnf, path)
+    status, out, _ = run(capsys, "solve", str(path), "--via", "gradient", "--json")
+    via = json.loads(out)
+    status_direct, out_direct, _ = run(capsys, "solve", str(path), "--json")
+    direct = json.loads(out_direct)
+    assert status == status_direct == 0
+    assert via["satisfiable"] == direct["satisfiable"]
+    answer, red = solve_through(read_cnf(path), to="gradient")
+    assert via["witness"] == answer and via["path"] == [r.name for r in red.rules]
+    assert via["path"] == [r.name for r in registry.find_path("ksat", "gradient")]   # the default route
+    assert via["oracle_calls"] == red.stats["oracle_calls"] >= 1
+    if via["satisfiable"]:
+        assert satisfies(cnf, via["witness"])
+
+
+def test_solve_via_gradient_text_output_on_an_ov_file_with_the_mp_oracle(capsys, tmp_path):
+    path = tmp_path / "x.ov"
+    write_ov(OV([[1, 0, 1], [0, 1, 0]], [[0, 1, 1], [1, 0, 1]]), path)
+    status, out, _ = run(capsys, "solve", str(path), "--via", "gradient", "--oracle", "mp")
+    assert status == 0 and "s ORTHOGONAL PAIR" in out and "v 1 1" in out and "oracle mp" in out
+
+
+def test_solve_via_an_unknown_problem_is_exit_2(capsys, cnf_file):
+    status, _, err = run(capsys, "solve", str(cnf_file), "--via", "tsp")
+    assert status == 2 and "unknown problem" in err

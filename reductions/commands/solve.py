@@ -46,12 +46,22 @@ def register(subparsers: Any) -> None:
         help="DIMACS: also accept clauses spanning or sharing lines, SATLIB's '%%' end, CR LF, a BOM",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--via",
+        metavar="PROBLEM",
+        help="solve through the reduction chain instead: 'gradient' = k-SAT -> OV -> one attention-gradient "
+        "instance (Construction H + decoder (c), the default path), answered by --oracle",
+    )
+    parser.add_argument(
+        "--oracle", choices=("exact", "mp", "fast"), default="exact", help="with --via: the attention oracle"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     kind, instance = load_instance(args.file, strict=not args.lenient)
-    record = {"problem": kind, "file": str(args.file), **SOLVE[kind](instance, args)}
+    solve = solve_via if args.via else SOLVE[kind]
+    record = {"problem": kind, "file": str(args.file), **solve(instance, args)}
     if args.json:
         print_json(record)
     else:
@@ -153,6 +163,36 @@ def ov_text(record: dict[str, Any]) -> str:
         return "\n".join([*lines, "s NO ORTHOGONAL PAIR"])
     i, j = record["witness"]
     return "\n".join([*lines, "s ORTHOGONAL PAIR", f"v {i} {j}"])
+
+
+# --------------------------------------------------------------------------- --via
+
+
+def solve_via(instance: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Solve through the reduction chain to ``args.via`` (:func:`reductions.verify.solve_through`).
+
+    The record has the keys of the direct solver (the witness checked on the instance) plus
+    ``via``, ``path``, ``oracle`` and ``oracle_calls``.
+    """
+    from reductions.errors import VerificationFailed
+    from reductions.registry import problem_name
+    from reductions.verify import check_witness, solve_through
+
+    start = time.perf_counter()
+    answer, red = solve_through(instance, to=problem_name(args.via), oracle=args.oracle)
+    elapsed = time.perf_counter() - start
+    kind = red.rules[0].source
+    if check_witness(kind, instance, answer) is False:
+        raise VerificationFailed(f"the chain {red.rule} returned a witness that does not check: {answer}")
+    found, witness = answer is not None, None if answer is None else [int(x) for x in answer]
+    solver = f"via {red.rules[-1].target} ({red.rule}; oracle {args.oracle})"
+    if kind == "ksat":
+        record = {"satisfiable": found, "witness": witness, "n_vars": instance.nv, "n_clauses": len(instance.clauses)}
+    else:
+        record = {"has_pair": found, "witness": witness, "n_U": instance.n_U, "n_V": instance.n_V, "m": instance.m}
+    path = [r.name for r in red.rules]
+    return {**record, "solver": solver, "time": elapsed, "via": red.rules[-1].target, "path": path,
+            "oracle": args.oracle, "oracle_calls": int(red.stats.get("oracle_calls", 0))}
 
 
 #: problem kind -> function solving an instance of that kind and returning the JSON record.
