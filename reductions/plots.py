@@ -200,7 +200,7 @@ def _draw_separation(ax: Any, points: list[SeparationPoint]) -> None:
     floor = 10 ** math.floor(math.log10(min(min(positive, default=1.0), 1e-3)) - 1)
     floor = max(floor, 1e-18)
     rng = np.random.default_rng(0)  # deterministic horizontal jitter only
-    for truth, colour, marker, name in ((True, _YES, "o", "YES (satisfiable)"), (False, _NO, "x", "NO (unsatisfiable)")):
+    for truth, colour, marker, name in ((True, _YES, "o", "YES (ground truth)"), (False, _NO, "x", "NO (ground truth)")):
         group = [p for p in points if p.truth == truth]
         if not group:
             continue

@@ -120,8 +120,8 @@ def test_separation_figure_is_written_with_labels_and_provenance(tmp_path, suffi
         text = _svg_texts(out)
         assert "decoded statistic / threshold" in text and "tokens n of the gradient instance" in text
         n_yes, n_no = sum(p.truth for p in pts), sum(not p.truth for p in pts)
-        assert f"YES (satisfiable): {n_yes} instances" in text
-        assert f"NO (unsatisfiable): {n_no} instances" in text
+        assert f"YES (ground truth): {n_yes} instances" in text
+        assert f"NO (ground truth): {n_no} instances" in text
         assert f"{len(pts)}/{len(pts)} separated" in text
         assert f"largest oracle error / margin: {max(p.error / p.margin for p in pts):.2g}" in text
         assert "triangles: ratio <=" in text  # the zero statistics are drawn at the floor, and said so
@@ -171,3 +171,41 @@ def test_figures_refuse_bad_input(tmp_path):
     with pytest.raises(FinegrainError, match="does not exist"):
         plots.plot_separation(_points(), tmp_path / "missing" / "s.png")
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- finegrain verify --plot
+@pytest.mark.parametrize("seed", [0, 3])
+def test_verify_plot_draws_the_library_reports_detect_decision(tmp_path, monkeypatch, seed):
+    from reductions.cli import main
+    from reductions.generators.ksat import random_ksat
+    from reductions.problems.cnf import write_dimacs
+    from reductions.verify import verify
+
+    monkeypatch.chdir(tmp_path)
+    cnf = random_ksat(6, ratio=4.26, seed=seed)
+    write_dimacs(cnf, "f.cnf")
+    assert main(["verify", "f.cnf", "--plot", "sep.svg"]) == 0
+    report = verify(cnf)
+    expected = plots.separation_point(report)
+    detect = [d for d in report.steps[-1].stats["decisions"] if d["purpose"] == "detect"][0]
+    assert (expected.statistic, expected.threshold) == (detect["statistic"], detect["threshold"])
+    text = _svg_texts(tmp_path / "sep.svg")
+    label = "YES" if expected.truth else "NO"
+    assert f"{label} (ground truth): 1 instance" in text and "1/1 separated" in text
+    assert expected.truth == (seed == 0)  # seed 0 is satisfiable, seed 3 is not: both sides are drawn
+    assert plots.read_plot_provenance(tmp_path / "sep.svg")["command"] == "finegrain verify f.cnf --plot sep.svg"
+
+
+def test_verify_plot_refuses_before_running(tmp_path, monkeypatch, capsys):
+    from reductions.cli import main
+    from reductions.generators.ksat import random_ksat
+    from reductions.problems.cnf import write_dimacs
+
+    monkeypatch.chdir(tmp_path)
+    write_dimacs(random_ksat(6, ratio=4.26, seed=1), "f.cnf")
+    (tmp_path / "sep.png").write_bytes(b"keep")
+    assert main(["verify", "f.cnf", "--plot", "sep.png"]) == 2
+    assert main(["verify", "f.cnf", "--plot", "sep.pdf"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "--force" in err[0] and "must end in .png or .svg" in err[1]
+    assert (tmp_path / "sep.png").read_bytes() == b"keep" and not (tmp_path / "sep.pdf").exists()

@@ -36,7 +36,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--counterexample", metavar="OUT", help="search for a failing small instance, save it to OUT")
     parser.add_argument("--max-examples", type=int, default=100, help="instances tried by --counterexample")
-    parser.add_argument("--force", action="store_true", help="overwrite OUT")
+    parser.add_argument(
+        "--plot", metavar="FILE", help="draw the decoded statistic against the threshold and the oracle's error (.png or .svg)"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite OUT (and the --plot FILE)")
     parser.set_defaults(func=run)
 
 
@@ -46,7 +49,17 @@ def run(args: argparse.Namespace) -> int:
     instance = read_instance(args.file)
     options = parse_options(args.option)
     out = check_output_path(args.counterexample, args.force) if args.counterexample else None
+    if args.plot:
+        from reductions.plots import check_plot_path
+
+        check_plot_path(args.plot)
+        check_output_path(args.plot, args.force)
     report = verify(instance, args.path, args.oracle, to=args.to, recompute=args.recompute, **options)
+    if args.plot:
+        from reductions.plots import plot_separation
+
+        plot_separation([report], args.plot, force=args.force)
+        message(f"wrote {args.plot}")
     data = report.to_json()
     status = EXIT_AGREE if report.ok else EXIT_DISAGREE
     if out is not None:
