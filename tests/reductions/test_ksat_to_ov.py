@@ -7,15 +7,25 @@ import itertools
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from pysat.examples import genhard
+import networkx as nx
 from pysat.formula import CNF
 from pysat.solvers import Solver
 
 from reductions.errors import InvalidInstance, ResourceError
+from reductions.generators.families import (
+    decode_coloring,
+    graph_coloring,
+    mutilated_chessboard,
+    ordering_principle,
+    parity_principle,
+    pigeonhole,
+)
+from reductions.generators.ksat import planted_ksat
 from reductions.problems.ov import is_orthogonal_pair
 from reductions.registry import check_formulas, get_rule
 from reductions.rules import ksat_to_ov
 from reductions.testing import cnfs
+from solvers.ov import count_orthogonal_pairs, solve_ov
 
 
 def brute_models(cnf: CNF) -> set[tuple[int, ...]]:
@@ -134,22 +144,62 @@ def test_rule_is_registered_as_the_default_ksat_to_ov():
 
 # ----------------------------------------------------------------------------- known families
 def _first_pair(ov):
-    pairs = orthogonal_pairs(ov)
-    return tuple(pairs[0]) if len(pairs) else None
+    return solve_ov(ov)
 
 
 @pytest.mark.parametrize(
-    "family",
-    [genhard.PHP(3), genhard.PHP(2, kval=1), genhard.GT(4), genhard.PAR(2), genhard.CB(2)],
-    ids=["PHP4-3", "PHP3-2", "GT4", "PAR2", "CB2"],
+    "cnf",
+    [pigeonhole(3), pigeonhole(2), pigeonhole(2, kval=2), ordering_principle(4), parity_principle(3),
+     mutilated_chessboard(2)],
+    ids=["PHP4-3", "PHP3-2", "PHP5-2-k2", "GT4", "PAR3", "CB2"],
 )
-def test_genhard_families_are_unsatisfiable_through_the_chain(family):
-    cnf = CNF(from_clauses=family.clauses)
-    cnf.nv = family.nv
+def test_unsatisfiable_families_have_no_orthogonal_pair(cnf):
     assert cnf.nv <= 24
     red = ksat_to_ov.reduce(cnf)
     assert red.lift(_first_pair) is None
+    assert count_orthogonal_pairs(red.target) == 0
     assert not sat_solver_says(cnf)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("hiding", ["naive", "q-hidden"])
+def test_planted_formulas_are_satisfiable_through_the_chain(seed, hiding):
+    cnf, planted = planted_ksat(18, ratio=4.26, k=3, seed=seed, hiding=hiding)
+    red = ksat_to_ov.reduce(cnf)
+    model = red.lift(_first_pair)
+    assert model is not None and satisfies(cnf, model)
+    assert is_orthogonal_pair(red.target, ksat_to_ov.model_to_pair(planted, cnf.nv))   # the planted one too
+
+
+def _chromatic_number(G: nx.Graph) -> int:
+    """By brute force over colourings (independent of the CNF encoding); tiny graphs only."""
+    nodes = list(G)
+    for k in range(1, len(nodes) + 1):
+        for colours in itertools.product(range(k), repeat=len(nodes)):
+            c = dict(zip(nodes, colours))
+            if all(c[u] != c[v] for u, v in G.edges()):
+                return k
+    return 0
+
+
+@pytest.mark.parametrize(
+    "graph",
+    [nx.cycle_graph(5), nx.complete_graph(4), nx.path_graph(6), nx.wheel_graph(5), nx.cycle_graph(6),
+     nx.star_graph(4)],
+    ids=["C5", "K4", "P6", "W5", "C6", "star4"],
+)
+def test_colourings_of_small_graphs_match_the_chromatic_number(graph):
+    chi = _chromatic_number(graph)
+    for k in (chi - 1, chi):
+        cnf = graph_coloring(graph, k)
+        if cnf.nv > 24:
+            continue
+        red = ksat_to_ov.reduce(cnf)
+        model = red.lift(_first_pair)
+        assert (model is not None) == (k >= chi)
+        if model is not None:
+            colouring = decode_coloring(graph, k, model)
+            assert all(colouring[u] != colouring[v] for u, v in graph.edges())
 
 
 @settings(max_examples=10)
@@ -160,4 +210,3 @@ def test_larger_formulas_agree_with_the_sat_solver(cnf):
     assert (model is not None) == sat_solver_says(cnf)
     if model is not None:
         assert satisfies(cnf, model)
-    assert all(is_orthogonal_pair(red.target, p) for p in orthogonal_pairs(red.target)[:5])
