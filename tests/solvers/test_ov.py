@@ -145,3 +145,18 @@ def test_bad_arguments_are_named(call, fragment):
     with pytest.raises(InvalidInstance) as info:
         call(ov)
     assert fragment in str(info.value)
+
+
+def test_tiles_can_run_in_several_python_threads_at_once():
+    """What a threaded Dask worker does: concurrent kernel calls give the same answers as serial ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    U, V = _guarded(3000, 2000, 90, seed=4)
+    U[2500] = np.eye(90, dtype=np.uint8)[1]
+    V[:, 1] = 0  # row 2500 is e_1 and no V vector has coordinate 1: orthogonal to all of V
+    ov = OV(U, V)
+    bands = [(i0, min(i0 + 500, ov.n_U)) for i0 in range(0, ov.n_U, 500)]
+    with ThreadPoolExecutor(4) as pool:
+        firsts = list(pool.map(lambda b: solve_ov_tile(ov.U_packed[b[0] : b[1]], ov.V_packed, b[0], threads=1), bands))
+        counts = list(pool.map(lambda b: count_tile(ov.U_packed[b[0] : b[1]], ov.V_packed), bands))
+    assert firsts == [None] * 5 + [(2500, 0)] and sum(counts) == 2000 == count_orthogonal_pairs(ov, "numpy")
