@@ -257,10 +257,11 @@ def parse_ov_text(data: bytes, name: str = "<text>") -> OV:
             continue
         last = lineno
         if line[:1] in (b"c", b"#"):
-            if line.split(maxsplit=1)[0] == b"c" and line[2:].split(maxsplit=1)[:1] == [b"meta"]:
+            tokens = line.split(maxsplit=2)
+            if tokens[:2] == [b"c", b"meta"]:
                 if meta is not None:
                     raise FormatError(f"{name} line {lineno}: second 'c meta' line (first on line {meta_line})")
-                meta, meta_line = _parse_meta_line(line, name, lineno), lineno
+                meta, meta_line = _parse_meta(tokens[2] if len(tokens) == 3 else b"", name, lineno), lineno
             continue
         if header is None:
             header, header_line = _parse_header(line, name, lineno), lineno
@@ -273,11 +274,10 @@ def parse_ov_text(data: bytes, name: str = "<text>") -> OV:
     return OV(U, V, meta=meta or {})
 
 
-def _parse_meta_line(line: bytes, name: str, lineno: int) -> dict:
+def _parse_meta(payload: bytes, name: str, lineno: int) -> dict:
     try:
-        text = line.decode("utf-8")
-        meta = json.loads(text[text.index("meta") + 4 :])
-    except (UnicodeDecodeError, ValueError) as exc:
+        meta = json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise FormatError(f"{name} line {lineno}: 'c meta' is not followed by valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise FormatError(f"{name} line {lineno}: 'c meta' must hold a JSON object, got {type(meta).__name__}")
@@ -376,7 +376,7 @@ def _load_npz(path: Path) -> OV:
         )
     try:
         meta = json.loads(str(raw[()]))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise FormatError(f"{path}: array meta is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise FormatError(f"{path}: array meta must hold a JSON object, got {type(meta).__name__}")

@@ -163,6 +163,7 @@ VALID = "c meta {\"seed\": 1}\n2 1 3\n011\n100\n111\n"
         ("2 1 3\n011\n100\n111\n000\n", 5, "extra vector line"),
         ("c meta {\"seed\": \n2 1 3\n011\n100\n111\n", 1, "'c meta' is not followed by valid JSON"),
         ("c meta [1, 2]\n2 1 3\n011\n100\n111\n", 1, "must hold a JSON object, got list"),
+        ("c meta " + "[" * 100000 + "\n2 1 3\n011\n100\n111\n", 1, "'c meta' is not followed by valid JSON"),
         ("c meta {}\nc meta {}\n2 1 3\n011\n100\n111\n", 2, "second 'c meta' line (first on line 1)"),
         ("2 1 3\n011\n1\xe90\n111\n", 3, "character 2 is"),
     ],
