@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from attention.fileio import atomic_write
 from reductions.errors import FormatError, InvalidInstance
 
 
@@ -421,8 +422,6 @@ def write_ov(ov: OV, path: str | os.PathLike, force: bool = False) -> Path:
     >>> (back.U.tolist(), back.V.tolist(), back.meta)
     ([[1, 0]], [[0, 1], [1, 1]], {'note': 'tiny'})
     """
-    from reductions.commands.common import atomic_write
-
     if not isinstance(ov, OV):
         raise InvalidInstance(f"ov: expected an OV instance, got {type(ov).__name__}")
     path = Path(path)

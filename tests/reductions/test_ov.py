@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from attention.errors import FinegrainError
+from attention.errors import FinegrainError, OutputExists
 from reductions.errors import FormatError, InvalidInstance
 from reductions.problems.ov import (
     OV,
@@ -128,7 +128,7 @@ def test_empty_sides_round_trip(tmp_path):
 def test_write_refuses_to_overwrite_without_force(tmp_path):
     path = tmp_path / "x.ov"
     write_ov(OV([[1]], [[0]]), path)
-    with pytest.raises(FinegrainError, match="exists"):
+    with pytest.raises(OutputExists, match="exists"):
         write_ov(OV([[0]], [[0]]), path)
     assert read_ov(path).U.tolist() == [[1]]
     write_ov(OV([[0]], [[0]]), path, force=True)
