@@ -10,12 +10,16 @@ generators they use.  This module holds what they share:
   the other, without importing dask; ``"local"`` starts a :class:`distributed.LocalCluster`
   of worker processes on this machine; any other value is the address of a running Dask
   scheduler (``tcp://host:8786``), started with ``dask scheduler`` / ``dask worker``;
-* :func:`tree_reduce`, a reduction tree whose shape depends only on the number of items,
-  so a sum is the same bits whichever worker computes which node, in process or on a
-  cluster;
-* :func:`cluster_failures`, which turns the ways a cluster can lose work (a worker killed
-  too often, ``Client.restart``, lost scattered data, a lost connection) into one
-  :class:`ClusterError`, never into a partial or wrong answer.
+* :func:`fold_reduce` and :func:`tree_reduce`, reduction trees whose shape depends only on
+  the number of items, so a sum is the same bits whichever worker computes which node, in
+  process or on a cluster (the fold does exactly the additions of a single-process loop);
+* :func:`scatter_shared` (data every task needs, sent once to every worker) and
+  :func:`aligned` (realign what a worker receives, so that numpy takes the same code path
+  as in one process);
+* :func:`cluster_failures` and :func:`run_with_retries`, which turn the ways a cluster can
+  lose work (a worker killed too often, ``Client.restart``, lost scattered data, a lost
+  connection) into one :class:`ClusterError` or a rerun from scratch, never into a partial
+  or wrong answer.
 
 dask is the optional extra ``finegrain[dist]``; it is imported only inside functions.
 This module imports nothing but :mod:`attention.errors`, so that :mod:`attention` and
@@ -250,6 +254,26 @@ def scatter_shared(client: Any, value: Any, what: str, timeout: float = 120.0) -
         return client.scatter(value, broadcast=True, hash=False)
     except Exception as exc:  # noqa: BLE001 - any failure here is the cluster's
         raise ClusterError(f"{what}: could not send the shared data to the workers ({exc!r}); rerun it") from None
+
+
+def aligned(value: Any) -> Any:
+    """``value``, copied if it is a numpy array not aligned to its itemsize.
+
+    Arrays deserialised by Dask are views into message frames at any byte offset; numpy
+    computes with unaligned arrays without BLAS, in another order of operations, so results
+    would differ in the last bits from the same computation in one process.  Tasks realign
+    what they receive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> raw = np.zeros(17, dtype=np.uint8)[1:].view(np.float64)   # 2 floats at an odd address
+    >>> raw.flags.aligned, aligned(raw).flags.aligned
+    (False, True)
+    """
+    if getattr(value, "flags", None) is not None and not value.flags.aligned:
+        return value.copy()
+    return value
 
 
 def block_ranges(n: int, block: int) -> list[tuple[int, int]]:

@@ -1,0 +1,679 @@
+"""The exact attention gradient, loss and forward on a Dask cluster, one task per range of query rows.
+
+Every quantity of THEORY 0.1 is row-local except the last product, so the exact gradient is a
+sum over ranges of query rows ``J = [start, stop)``:
+
+    dL/dX = sum_J  G_J,     G_J = (1/d) A1[J]^T p[J] A2,     L = sum_J 0.5 ||c[J]||_F^2 ,
+
+and a range needs only its own rows of ``A1`` and ``E`` and all of ``A2, A3, X, Y``.  A task
+computes ``G_J`` with the single-process kernel :func:`attention.oracle.gradient_partial`
+(the same code, in the same blocks of ``block`` rows, so every block's term has the same
+bits as inside :func:`attention.oracle.gradient`); the ``d x d`` partials are then summed by
+a reduction tree of tasks.  The shared arrays ``A2, A3, X, Y`` are sent once to every worker
+(``scatter(broadcast=True)``); the rows travel with their task.
+
+**Same answer as one process.**  A range of ``task_rows`` rows is a whole number of blocks.
+The partials are added in range order, ``fan_in`` per reduction task (``reduction="fold"``,
+the default: a left-deep tree doing the additions of a loop), so:
+
+- with ``task_rows == block`` the gradient and the loss are the same bits as
+  :func:`attention.oracle.gradient` with that ``block``, on any cluster; :func:`forward` is
+  the same bits whenever ``task_rows`` is a multiple of ``block``, :func:`loss` whenever
+  ``task_rows == block`` (it adds the ranges' losses with :func:`math.fsum`, as the oracle
+  adds its blocks');
+- otherwise only the grouping of the additions of block terms differs; the stated error
+  bound is the oracle's a-priori bound (:func:`attention.oracle.error_bounds`), which holds
+  for any order and grouping of the row sums, so it covers this result too.
+
+``reduction="tree"`` adds the partials by a balanced tree (depth ``log_fan_in`` of the number
+of tasks instead of ``#tasks / fan_in``), also deterministic and within the same bound.
+
+**Instances too large to store.**  Besides an :class:`~attention.instance.AttentionInstance`,
+every function takes a *row source* (:class:`RowSource`): an object that generates the rows
+of ``A1`` and ``E`` of any range and the key side ``(A2, A3, X, Y)`` on demand.  The source (a
+formula, say: kilobytes) is what is sent to the workers; each task builds its rows there, so
+no ``n x d`` array exists anywhere, and the error bound is assembled from the ranges' own
+magnitudes.  :func:`materialise` builds the whole instance of a source (small cases).
+
+Notes
+-----
+Cost per task: ``8 r n_k d`` flops and ``r n_k`` exponentials for ``r = task_rows``, memory
+``O(n_k d + block n_k)`` on the worker.  Bytes shipped: ``16 n_k d + 16 d^2`` once per worker
+(the key side), ``16 r d`` per task (its rows; nothing for a row source) and ``8 d^2 + O(1)``
+back.  ``docs/distributed.md`` works out the scaling for ``n = 2^20`` and ``2^24``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from attention.errors import InvalidInstance, PrecisionError
+from attention.instance import AttentionInstance
+from attention.results import ForwardResult, GradientResult, LossResult
+from reductions.distributed_common import (
+    aligned,
+    block_ranges,
+    cluster_failures,
+    fold_reduce,
+    run_with_retries,
+    scatter_shared,
+    scheduler_client,
+    tree_reduce,
+)
+
+#: Partials summed per reduction task.
+DEFAULT_FAN_IN = 16
+REDUCTIONS = ("fold", "tree")
+#: Default rows per task on a cluster: enough ranges to keep every worker thread busy ...
+TASKS_PER_THREAD = 4
+#: ... but no more rows than this (about 2 s of one core at n_k = 65536, d = 64).
+MAX_TASK_ROWS = 4096
+
+
+# --------------------------------------------------------------------------- row sources
+@dataclass(frozen=True, eq=False)
+class KeySide:
+    """What every range needs: keys ``A2``, values ``A3`` and the weights ``X``, ``Y``."""
+
+    A2: np.ndarray
+    A3: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+
+    def key_side(self) -> "KeySide":
+        return self
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, aligned(value))
+
+
+class RowSource(Protocol):
+    """An attention instance given range by range (picklable; sent to every worker once).
+
+    ``rows(start, stop)`` returns ``(A1[start:stop], E[start:stop])``; ``key_side()`` returns
+    the :class:`KeySide` (a generator may build it on first use and keep it); ``meta`` is a
+    JSON-serialisable description.
+    """
+
+    n: int
+    n_k: int
+    d: int
+    meta: dict
+
+    def key_side(self) -> KeySide: ...
+
+    def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _as_source(instance: Any) -> Any:
+    if isinstance(instance, AttentionInstance):
+        return instance
+    if all(hasattr(instance, name) for name in ("n", "n_k", "d", "key_side", "rows")):
+        return instance
+    raise InvalidInstance(
+        f"instance: expected an AttentionInstance or a row source (n, n_k, d, key_side(), "
+        f"rows(start, stop)), got {type(instance).__name__}"
+    )
+
+
+def _key_side(instance: AttentionInstance) -> KeySide:
+    return KeySide(A2=instance.A2, A3=instance.A3, X=instance.X, Y=instance.Y)
+
+
+def range_instance(
+    shared: Any, start: int, stop: int, rows: tuple[np.ndarray, np.ndarray] | None = None
+) -> AttentionInstance:
+    """The instance made of query rows ``[start, stop)`` and all the keys.
+
+    ``shared`` is an :class:`AttentionInstance`, a :class:`RowSource` or a :class:`KeySide`;
+    the rows (``A1`` and ``E`` of the range) are taken from it when not given.
+    """
+    if isinstance(shared, AttentionInstance):
+        if rows is None and (start, stop) == (0, shared.n):
+            return shared
+        keys = _key_side(shared)
+        A1, E = (shared.A1[start:stop], shared.E[start:stop]) if rows is None else rows
+    else:
+        keys = shared.key_side()
+        A1, E = shared.rows(start, stop) if rows is None else rows
+    A1, E = aligned(A1), aligned(E)
+    return AttentionInstance(A1=A1, A2=keys.A2, A3=keys.A3, E=E, X=keys.X, Y=keys.Y)
+
+
+def materialise(source: Any, task_rows: int = MAX_TASK_ROWS) -> AttentionInstance:
+    """The whole instance of a row source (``2 (n + n_k) d`` floats: small cases only)."""
+    source = _as_source(source)
+    if isinstance(source, AttentionInstance):
+        return source
+    pieces = [source.rows(start, stop) for start, stop in block_ranges(source.n, task_rows)]
+    keys = source.key_side()
+    return AttentionInstance(
+        A1=np.concatenate([p[0] for p in pieces]),
+        A2=keys.A2,
+        A3=keys.A3,
+        E=np.concatenate([p[1] for p in pieces]),
+        X=keys.X,
+        Y=keys.Y,
+        meta=dict(getattr(source, "meta", {}) or {}),
+    )
+
+
+# --------------------------------------------------------------------------- the reduction's instance, per block
+class _Vectors(Protocol):
+    """OV vectors by index range (:class:`solvers.ov_distributed.SatOV` is one)."""
+
+    n_U: int
+    n_V: int
+    m: int
+
+    def U_block(self, start: int, stop: int) -> np.ndarray: ...
+
+    def V_block(self, start: int, stop: int) -> np.ndarray: ...
+
+
+def _padded_rows(block: Callable[[int, int], np.ndarray], size: int, index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` of a side padded by repeating its row 0 (index ``>= size`` reads row 0).
+
+    ``index`` is a few increasing runs; each run is generated with one ``block`` call.
+    """
+    index = np.where(index < size, index, 0)
+    cuts = np.flatnonzero(np.diff(index) != 1) + 1
+    runs = np.split(index, cuts)
+    return np.concatenate([block(int(run[0]), int(run[-1]) + 1) for run in runs])
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeRows:
+    """The OV -> gradient instance of :mod:`reductions.rules.ov_to_gradient_probe`, by row range.
+
+    Construction H with probe columns (THEORY 2.4, 4.7), generated from a source of OV
+    vectors (a :class:`~solvers.ov_distributed.SatOV`: a CNF formula) one range of query
+    rows at a time, so neither the ``2^(N/2) x m`` OV sides nor the ``2n x d'`` query
+    matrices are ever stored; each worker builds the key side once.
+
+    Parameters
+    ----------
+    vectors : an object with ``n_U, n_V, m, U_block(start, stop), V_block(start, stop)``.
+    mu : the target size ``E[:, 0] = -mu rho``; default ``d' (n + 1)``.
+
+    Notes
+    -----
+    With ``n = max(n_U, n_V)`` (the smaller side padded by repeating its row 0),
+    ``s = ln(8 n (n+1))``, ``d' = 2m + 2`` and ``c = sqrt(d' s)``, query row ``r < 2n`` is
+    ``A1[r] = (c a_i, c (1 - a_i), rho_r, 0)`` with ``i = r mod n``, ``rho_r = [r < n]``, and
+    ``E[r] = (-mu rho_r, 0, ..., 0)``; key ``k < n`` is ``A2[k] = (c (1 - b_k), c 1_m, 0, 1)``,
+    key ``n + k`` is ``(c 1_{2m}, 0, 0)``; ``A3 = [v, 0, ...]`` with ``v = (1_n; 0_n)``,
+    ``X = Y = I``.  These are the arrays of ``ov_to_gradient_probe.reduce`` (same bits; the
+    tests compare them).  A range of ``r`` rows costs ``O(r m)`` to generate, the key side
+    ``O(n m)`` once per worker (``16 n d'`` bytes).
+
+    Examples
+    --------
+    >>> from solvers.ov_distributed import SatOV
+    >>> source = ProbeRows(SatOV(n_vars=4, clauses=[[1, -3], [2, 4]]))
+    >>> (source.n, source.n_k, source.d), source.mu
+    ((8, 8, 6), 30.0)
+    >>> A1, E = source.rows(3, 5)
+    >>> A1[:, 4].tolist(), E[:, 0].tolist()       # the query probe rho: 1 on real rows
+    ([1.0, 0.0], [-30.0, -0.0])
+    """
+
+    vectors: Any
+    mu: float | None = None
+
+    def __post_init__(self) -> None:
+        from reductions.rules.ov_to_attention_h import scale_gradient
+
+        n_ov = max(self.vectors.n_U, self.vectors.n_V, 1)
+        d = 2 * self.vectors.m + 2
+        mu = float(d * (n_ov + 1)) if self.mu is None else float(self.mu)
+        if not (math.isfinite(mu) and mu > 0):
+            raise InvalidInstance(f"mu: must be a positive finite number, got {self.mu!r}")
+        object.__setattr__(self, "mu", mu)
+        object.__setattr__(self, "n_ov", n_ov)
+        object.__setattr__(self, "s", scale_gradient(n_ov))
+        object.__setattr__(self, "factor", math.sqrt(d * self.s))
+
+    @property
+    def n(self) -> int:
+        return 2 * self.n_ov
+
+    @property
+    def n_k(self) -> int:
+        return 2 * self.n_ov
+
+    @property
+    def d(self) -> int:
+        return 2 * self.vectors.m + 2
+
+    @property
+    def meta(self) -> dict:
+        return {
+            "problem": "gradient", "construction": "H", "decoder": "probe", "generator": "ProbeRows",
+            "n_ov": self.n_ov, "m": self.vectors.m, "s": self.s, "mu": self.mu, "lambda": 1.0,
+            "embedding": "scaled", "layout": [2 * self.vectors.m, 1, 1],
+        }
+
+    def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(A1[start:stop], E[start:stop])``."""
+        r = np.arange(start, stop)
+        U = _padded_rows(self.vectors.U_block, self.vectors.n_U, r % self.n_ov)
+        rho = (r < self.n_ov).astype(np.float64)
+        patterns = np.concatenate([U, 1 - U], axis=1).astype(np.float64)
+        A1 = np.concatenate([self.factor * patterns, rho[:, None], np.zeros((len(r), 1))], axis=1)
+        E = np.zeros((len(r), self.d))
+        E[:, 0] = -self.mu * rho
+        return A1, E
+
+    def key_side(self) -> KeySide:
+        """``(A2, A3, X, Y)``, built on first use and kept (one copy per worker)."""
+        cached = self.__dict__.get("_keys")
+        if cached is None:
+            cached = self._build_keys()
+            object.__setattr__(self, "_keys", cached)
+        return cached
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_keys"}  # ship the recipe, not the keys
+
+    def _build_keys(self) -> KeySide:
+        n, m, d = self.n_ov, self.vectors.m, self.d
+        V = _padded_rows(self.vectors.V_block, self.vectors.n_V, np.arange(n))
+        v = np.concatenate([np.ones(n), np.zeros(n)])
+        patterns = np.concatenate(
+            [np.concatenate([1 - V, np.ones_like(V)], axis=1), np.ones((n, 2 * m), dtype=V.dtype)]
+        ).astype(np.float64)
+        A2 = np.concatenate([self.factor * patterns, np.zeros((2 * n, 1)), v[:, None]], axis=1)
+        A3 = np.zeros((2 * n, d))
+        A3[:, 0] = v
+        return KeySide(A2=A2, A3=A3, X=1.0 * np.eye(d), Y=np.eye(d))
+
+
+# --------------------------------------------------------------------------- the tasks
+@dataclass(frozen=True, eq=False)
+class Partial:
+    """What a range (or a run of ranges) contributes: ``G_J``, ``L_J`` and the input magnitudes."""
+
+    gradient: np.ndarray | None
+    loss: float
+    magnitudes: Any
+
+
+def _gradient_task(shared: Any, start: int, stop: int, rows: Any, block: int, dtype: Any) -> Partial:
+    """One task: ``(G_J, L_J)`` of query rows ``J = [start, stop)`` by the oracle's own kernel."""
+    from attention.oracle import gradient_partial, magnitudes
+
+    inst = range_instance(shared, start, stop, rows)
+    G, L, _ = gradient_partial(inst, 0, stop - start, block=block, dtype=dtype)
+    return Partial(G, L, magnitudes(inst))
+
+
+def _forward_task(shared: Any, start: int, stop: int, rows: Any, block: int, dtype: Any) -> tuple[np.ndarray, Any]:
+    """One task: the forward rows ``Att[J]`` (the oracle's forward on the range)."""
+    from attention.oracle import forward, magnitudes
+
+    inst = range_instance(shared, start, stop, rows)
+    return forward(inst, block=block, dtype=dtype).att, magnitudes(inst)
+
+
+def _loss_task(shared: Any, start: int, stop: int, rows: Any, block: int, dtype: Any) -> tuple[float, Any]:
+    """One task: ``L_J`` (the oracle's loss on the range, its blocks added by ``fsum``)."""
+    from attention.oracle import loss, magnitudes
+
+    inst = range_instance(shared, start, stop, rows)
+    return loss(inst, block=block, dtype=dtype).loss, magnitudes(inst)
+
+
+def _add_partials(*parts: Partial) -> Partial:
+    """Left to right, from zero: the additions ``G = 0; G += G_J; ...`` of the oracle's loop."""
+    G = np.zeros_like(parts[0].gradient)
+    L = 0.0
+    for part in parts:
+        G += part.gradient
+        L += part.loss
+    return Partial(G, L, merge_magnitudes([p.magnitudes for p in parts]))
+
+
+def merge_magnitudes(parts: Sequence[Any]) -> Any:
+    """The :class:`attention.oracle.Magnitudes` of a union of row ranges (bounds stay bounds).
+
+    Row maxima are maxima; ``a1`` (the max column 1-norm of ``A1``) is bounded by the sum of
+    the ranges' ``a1``, rounded up; the key magnitudes are the same in every range.
+    """
+    first = parts[0]
+    return replace(
+        first,
+        rows=sum(p.rows for p in parts),
+        qn=max(p.qn for p in parts),
+        en=max(p.en for p in parts),
+        e1=max(p.e1 for p in parts),
+        emax=max(p.emax for p in parts),
+        a1=_sum_up(p.a1 for p in parts),
+    )
+
+
+def _sum_up(values: Any) -> float:
+    """At least the exact sum of non-negative ``values`` (``fsum`` rounded up one ulp)."""
+    total = math.fsum(values)
+    return float(np.nextafter(total, np.inf)) if total > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- where the tasks run
+class _Here:
+    """Runs every task in this process, in range order (``scheduler=None``; no dask)."""
+
+    threads = 1
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def map_ranges(self, task: Callable[..., Any], ranges: Sequence[tuple[int, int]], *args: Any) -> list[Any]:
+        return [task(self.source, start, stop, None, *args) for start, stop in ranges]
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> Any:
+        return func(*args)
+
+    def gather(self, value: Any) -> Any:
+        return value
+
+
+class _OnCluster:
+    """Runs the tasks on a Dask cluster; the shared part is scattered once to every worker.
+
+    A stored instance ships its key side once and each range's rows with its task; a row
+    source ships itself once and each task generates its rows on the worker.
+    """
+
+    def __init__(self, client: Any, source: Any, what: str) -> None:
+        self.client = client
+        self.source = source
+        self.stored = isinstance(source, AttentionInstance)
+        payload = _key_side(source) if self.stored else source
+        self.shared = scatter_shared(client, payload, what)
+        self.threads = max(1, sum(client.nthreads().values()))
+
+    def map_ranges(self, task: Callable[..., Any], ranges: Sequence[tuple[int, int]], *args: Any) -> list[Any]:
+        return [
+            self.client.submit(task, self.shared, start, stop, self._rows(start, stop), *args, pure=False)
+            for start, stop in ranges
+        ]
+
+    def _rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.stored:
+            return None
+        return self.source.A1[start:stop], self.source.E[start:stop]
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(func, *args, pure=False)
+
+    def gather(self, value: Any) -> Any:
+        return self.client.gather(value)
+
+
+def _run(scheduler: Any, source: Any, what: str, retries: int, job: Callable[[Any], Any]) -> Any:
+    """``job(executor)`` here or on the cluster named by ``scheduler`` (rerun after lost work)."""
+    if scheduler is None:
+        return job(_Here(source))
+
+    def attempt() -> Any:
+        with scheduler_client(scheduler) as client, cluster_failures(what):
+            return job(_OnCluster(client, source, what))
+
+    return run_with_retries(attempt, what, retries)
+
+
+# --------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class _Plan:
+    block: int
+    task_rows: int | None
+    fan_in: int
+    reduction: str
+    dtype: Any
+
+    def rows_per_task(self, n: int, threads: int, in_process_stored: bool) -> int:
+        """``task_rows`` if given; else all rows (a stored instance in this process) or
+        about ``n / (TASKS_PER_THREAD * threads)``, at most ``MAX_TASK_ROWS``; a multiple of ``block``."""
+        if self.task_rows is not None:
+            return self.task_rows
+        if in_process_stored:
+            return max(n, 1)
+        rows = min(MAX_TASK_ROWS, -(-n // (TASKS_PER_THREAD * threads)))
+        return max(self.block, rows // self.block * self.block)
+
+
+def _ranges(plan: _Plan, source: Any, executor: Any) -> list[tuple[int, int]]:
+    in_process_stored = isinstance(executor, _Here) and isinstance(source, AttentionInstance)
+    return block_ranges(source.n, plan.rows_per_task(source.n, executor.threads, in_process_stored))
+
+
+def _plan(source: Any, block: int | None, task_rows: int | None, fan_in: int, reduction: str, dtype: Any) -> _Plan:
+    from attention.oracle import default_block, precision
+
+    precision(dtype)  # validates dtype
+    if reduction not in REDUCTIONS:
+        raise InvalidInstance(f"reduction: expected one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+    block = default_block(source.n_k) if block is None else block
+    _require_positive(block, "block")
+    if task_rows is not None:
+        _require_positive(task_rows, "task_rows")
+        if task_rows % block:
+            raise InvalidInstance(
+                f"task_rows: {task_rows} is not a multiple of block = {block}; a task computes "
+                "whole blocks (pass task_rows = k * block)"
+            )
+    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 2:
+        raise InvalidInstance(f"fan_in: must be an integer >= 2, got {fan_in!r}")
+    return _Plan(int(block), None if task_rows is None else int(task_rows), fan_in, reduction, dtype)
+
+
+def _require_positive(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidInstance(f"{name}: must be a positive integer number of rows, got {value!r}")
+
+
+def _bounds(source: Any, parts_magnitudes: Any, dtype: Any) -> Any:
+    """The oracle's a-priori bounds: over the stored instance, or over the merged ranges."""
+    from attention.oracle import error_bounds, magnitudes, precision
+
+    mag = magnitudes(source) if isinstance(source, AttentionInstance) else parts_magnitudes
+    return error_bounds(mag, precision(dtype))
+
+
+def _info(plan: _Plan, ranges: Sequence[tuple[int, int]], executor: Any, scheduler: Any, bounds: Any) -> dict[str, Any]:
+    return {
+        "block": plan.block,
+        "task_rows": ranges[0][1] - ranges[0][0],
+        "tasks": len(ranges),
+        "reduction": plan.reduction,
+        "fan_in": plan.fan_in,
+        "scheduler": "this process" if scheduler is None else str(getattr(scheduler, "scheduler", scheduler)),
+        "worker_threads": executor.threads,
+        "dtype": np.dtype(plan.dtype).name,
+        "bound": "a-priori rounding-error analysis (attention.oracle.error_bounds), any order of the row sums",
+        "bound_terms": dict(bounds.terms),
+    }
+
+
+def _require_finite(value: Any, what: str) -> None:
+    if not np.all(np.isfinite(value)):
+        raise PrecisionError(f"{what} overflowed: rescale the instance or use method='mp'")
+
+
+# --------------------------------------------------------------------------- public API
+def gradient(
+    instance: Any,
+    scheduler: Any = None,
+    *,
+    block: int | None = None,
+    task_rows: int | None = None,
+    reduction: str = "fold",
+    fan_in: int = DEFAULT_FAN_IN,
+    dtype: Any = np.float64,
+    retries: int = 2,
+) -> GradientResult:
+    """``dL/dX`` as a sum over ranges of query rows, one task per range, here or on a Dask cluster.
+
+    Parameters
+    ----------
+    instance : AttentionInstance or RowSource
+        A stored instance, or a source generating its rows per range inside the tasks.
+    scheduler : None, "local", address or distributed.Client
+        ``None`` (default) runs the ranges in this process without dask; ``"local"`` a
+        2-worker cluster on this machine; ``"tcp://HOST:PORT"`` a running Dask scheduler; a
+        ``Client`` is used as is (see :mod:`reductions.distributed_common`).
+    block : int, optional
+        Rows per kernel block, as in :func:`attention.oracle.gradient` (default
+        :func:`attention.oracle.default_block`); memory ``O(block n_k)`` per worker thread.
+    task_rows : int, optional
+        Rows per task, a multiple of ``block``.  Default: all rows for a stored instance in
+        this process (one call of the oracle's kernel), else about
+        ``n / (4 * worker threads)``, at most 4096.  ``task_rows = block`` reproduces the
+        oracle's bits (module docstring).
+    reduction : {"fold", "tree"}
+        How the ``d x d`` partials are added: left to right in range order (the oracle's
+        order), or by a balanced tree.
+    fan_in : int
+        Partials per reduction task.
+    dtype : np.float64 or np.float32
+        Working precision of the kernel; the bound is stated for it.
+    retries : int
+        Reruns from scratch after the cluster lost work (workers died, restart).
+
+    Returns
+    -------
+    GradientResult
+        ``method="exact"``; ``error_bound`` and ``loss_error_bound`` are the oracle's
+        a-priori bounds (:func:`attention.oracle.error_bounds`); ``info`` adds ``tasks``,
+        ``task_rows``, ``reduction``, ``scheduler``, ``worker_threads``.
+
+    Raises
+    ------
+    reductions.distributed_common.ClusterError
+        The cluster lost work on every attempt; no partial result is returned.
+
+    Notes
+    -----
+    AS24 Lemma C.7 with the ``1/d`` factor (THEORY 0.1): ``dL/dX = (1/d) A1^T p A2`` is the
+    sum over row ranges ``J`` of ``(1/d) A1[J]^T p[J] A2``.  Work ``8 n n_k d`` flops and
+    ``n n_k`` exponentials in ``ceil(n / task_rows)`` tasks; the reduction adds
+    ``ceil(n / task_rows)`` ``d x d`` matrices.
+
+    Examples
+    --------
+    >>> from attention import oracle
+    >>> inst = AttentionInstance.random(n=12, d=3, seed=0)
+    >>> res = gradient(inst, block=4, task_rows=4)           # 3 tasks, in this process
+    >>> bool(np.array_equal(res.gradient, oracle.gradient(inst, block=4).gradient))
+    True
+    >>> res.info["tasks"], res.error_bound == oracle.gradient(inst).error_bound
+    (3, True)
+    """
+    source = _as_source(instance)
+    plan = _plan(source, block, task_rows, fan_in, reduction, dtype)
+
+    def job(executor: Any) -> GradientResult:
+        ranges = _ranges(plan, source, executor)
+        parts = executor.map_ranges(_gradient_task, ranges, plan.block, plan.dtype)
+        shape = fold_reduce if plan.reduction == "fold" else tree_reduce
+        total = executor.gather(shape(parts, lambda group: executor.submit(_add_partials, *group), plan.fan_in))
+        _require_finite(total.gradient, "the gradient")
+        _require_finite(total.loss, "the loss")
+        bounds = _bounds(source, total.magnitudes, plan.dtype)
+        return GradientResult(
+            gradient=total.gradient,
+            loss=total.loss,
+            error_bound=bounds.gradient,
+            loss_error_bound=bounds.loss,
+            method="exact",
+            info=_info(plan, ranges, executor, scheduler, bounds),
+        )
+
+    return _run(scheduler, source, "gradient", retries, job)
+
+
+def forward(
+    instance: Any,
+    scheduler: Any = None,
+    *,
+    block: int | None = None,
+    task_rows: int | None = None,
+    dtype: Any = np.float64,
+    retries: int = 2,
+) -> ForwardResult:
+    """``Att = softmax_rows(A1 X A2^T / d) A3 Y`` (n x d), one task per range of query rows.
+
+    The rows of each range come back in order; with ``task_rows`` a multiple of ``block``
+    they are the same bits as :func:`attention.oracle.forward`.  The whole ``n x d`` output is
+    gathered here (``8 n d`` bytes).  Options as in :func:`gradient`.
+
+    Examples
+    --------
+    >>> from attention import oracle
+    >>> inst = AttentionInstance.random(n=10, d=2, seed=3)
+    >>> res = forward(inst, block=2, task_rows=4)
+    >>> bool(np.array_equal(res.att, oracle.forward(inst, block=2).att)), res.info["tasks"]
+    (True, 3)
+    """
+    def make(values: list[np.ndarray], bounds: Any, info: dict[str, Any]) -> ForwardResult:
+        return ForwardResult(att=np.concatenate(values), error_bound=bounds.att, method="exact", info=info)
+
+    return _per_range(instance, scheduler, _forward_task, make, block, task_rows, dtype, retries)
+
+
+def loss(
+    instance: Any,
+    scheduler: Any = None,
+    *,
+    block: int | None = None,
+    task_rows: int | None = None,
+    dtype: Any = np.float64,
+    retries: int = 2,
+) -> LossResult:
+    """``L = 0.5 ||Att - E||_F^2`` (the forward pass only), one task per range of query rows.
+
+    The ranges' losses are added with :func:`math.fsum` (correctly rounded), as the oracle
+    adds its blocks': with ``task_rows == block`` the result is the same bits as
+    :func:`attention.oracle.loss`.  Options as in :func:`gradient`.
+
+    Examples
+    --------
+    >>> from attention import oracle
+    >>> inst = AttentionInstance.random(n=10, d=2, seed=3)
+    >>> loss(inst, block=2, task_rows=2).loss == oracle.loss(inst, block=2).loss
+    True
+    """
+    def make(values: list[float], bounds: Any, info: dict[str, Any]) -> LossResult:
+        total = math.fsum(values)
+        _require_finite(total, "the loss")
+        return LossResult(loss=total, error_bound=bounds.loss, method="exact", info=info)
+
+    return _per_range(instance, scheduler, _loss_task, make, block, task_rows, dtype, retries)
+
+
+def _per_range(
+    instance: Any,
+    scheduler: Any,
+    task: Callable[..., tuple[Any, Any]],
+    make: Callable[[list[Any], Any, dict[str, Any]], Any],
+    block: int | None,
+    task_rows: int | None,
+    dtype: Any,
+    retries: int,
+) -> Any:
+    """Run ``task`` on every range and ``make(values in range order, bounds, info)``."""
+    source = _as_source(instance)
+    plan = _plan(source, block, task_rows, DEFAULT_FAN_IN, "fold", dtype)
+
+    def job(executor: Any) -> Any:
+        ranges = _ranges(plan, source, executor)
+        parts = executor.gather(executor.map_ranges(task, ranges, plan.block, plan.dtype))
+        bounds = _bounds(source, merge_magnitudes([m for _, m in parts]), plan.dtype)
+        return make([value for value, _ in parts], bounds, _info(plan, ranges, executor, scheduler, bounds))
+
+    return _run(scheduler, source, task.__name__.strip("_").replace("_task", ""), retries, job)
