@@ -95,6 +95,41 @@ class RawAttention:
         """``f(0) = n_q (mean_k v_k)^2``: at lambda = 0 every row of softmax is uniform."""
         return self.n_q * (float(self.v.sum()) / self.n_k) ** 2
 
+    def derivatives(self, lam: float) -> np.ndarray:
+        """``[f, f', f'', f''']`` at ``lambda``, ``f = ||softmax_rows(lambda S) v||^2`` (a reference).
+
+        Notes
+        -----
+        Under row ``j``'s softmax distribution ``P_j``, ``T_j = E v`` and its lambda-derivatives
+        are joint cumulants: ``T' = E[v~ S~]``, ``T'' = E[v~ S~^2]``,
+        ``T''' = E[v~ S~^3] - 3 E[v~ S~] E[S~^2]`` (``~`` = centred).  Then ``f' = 2 sum T T'``,
+        ``f'' = 2 sum (T'^2 + T T'')``, ``f''' = 2 sum (3 T' T'' + T T''')``.  Forms the
+        ``n_q x n_k`` score matrix: for small instances, audits and tests.
+
+        Examples
+        --------
+        >>> raw = RawAttention(np.eye(2), np.eye(2), np.array([1.0, 0.0]), s=1.0, rows=2,
+        ...                    t_yes=0.5, t_no=0.1, yes_copies=1, max_score=1.0, spread=1.0)
+        >>> f, f1, f2, f3 = raw.derivatives(0.0)     # T_1 = e^l/(e^l+1), T_2 = 1/(e^l+1)
+        >>> float(f), float(f1), float(f2)
+        (0.5, 0.0, 0.25)
+        """
+        S = self.scores()
+        W = np.exp(lam * (S - S.max(axis=1, keepdims=True)))
+        P = W / W.sum(axis=1, keepdims=True)
+        T = P @ self.v
+        St = S - (P * S).sum(axis=1, keepdims=True)
+        vt = self.v[None, :] - T[:, None]
+        d1 = (P * vt * St).sum(axis=1)
+        d2 = (P * vt * St**2).sum(axis=1)
+        d3 = (P * vt * St**3).sum(axis=1) - 3 * d1 * (P * St**2).sum(axis=1)
+        return np.array([
+            (T**2).sum(),
+            2 * (T * d1).sum(),
+            2 * (d1**2 + T * d2).sum(),
+            2 * (3 * d1 * d2 + T * d3).sum(),
+        ])
+
 
 @dataclass(frozen=True)
 class Layout:

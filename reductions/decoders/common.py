@@ -173,7 +173,8 @@ def halve(candidates: np.ndarray, holds_witness: Callable[[np.ndarray], bool]) -
     """The one member left after halving ``candidates`` (known to hold a witness).
 
     Each round asks ``holds_witness(first_half)`` and keeps that half if yes, the other half
-    if not (so the invariant survives): ``ceil(log2 |candidates|)`` questions.
+    if not (so the invariant survives): between ``floor(log2 k)`` and ``ceil(log2 k)``
+    questions for ``k`` candidates (exactly ``log2 k`` for a power of 2).
 
     Examples
     --------

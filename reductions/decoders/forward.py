@@ -49,8 +49,9 @@ def decide_forward(
     T = att[: raw.rows, 0]
     gap = row_gap(raw)
     statistic = float(np.max(T))
-    verdict = gap.decide(statistic, error)
-    stats.update(summarise([gap.record(statistic, error, verdict)], calls=1))
+    record = gap.record(statistic, error, None)
+    stats.update(summarise([record], calls=1))          # kept when the decision refuses
+    verdict = record["verdict"] = gap.decide(statistic, error)
     if not verdict:
         return None
     above = np.flatnonzero(T > gap.threshold)

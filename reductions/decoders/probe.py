@@ -21,11 +21,11 @@ gap.  For Construction H at ``s = ln(8 n (n+1))`` (``t_yes = 1/(n+1)``,
 entrywise error must be below ``mu margin / d'``, a constant for ``mu = d' (n+1)``.
 
 **Witness by halving** (one call per round): a candidate set known to hold a witness row
-is halved; the half's value says whether it holds one (``ceil(log2 n)`` calls).  Then the
+is halved; the half's value says whether it holds one (``<= ceil(log2 n)`` calls).  Then the
 partner: scan the keys (no call), or halve over keys with ``rho = e_i``,
 ``z = v o 1_K``: ``V = (1 + T_i/mu) (1 - T_i) sum_{k in K} f_ik``, which is
 ``>= key_yes / 2`` if ``K`` holds a partner of ``i`` and ``<= (1 + 1/(2 mu)) |K| key_no``
-if not (``ceil(log2 n)`` more calls).
+if not (``<= ceil(log2 n)`` more calls).
 """
 
 from __future__ import annotations
@@ -139,9 +139,10 @@ class ProbeDecoder:
 
     def _decide(self, gap: Gap, rho: np.ndarray, z: np.ndarray, two_call: bool, purpose: str) -> bool:
         statistic, error = self.value(rho, z, two_call)
-        verdict = gap.decide(statistic, error)
-        self.decisions.append(gap.record(statistic, error, verdict, purpose=purpose))
-        return verdict
+        record = gap.record(statistic, error, None, purpose=purpose)
+        self.decisions.append(record)                        # kept when the decision refuses
+        record["verdict"] = gap.decide(statistic, error)
+        return record["verdict"]
 
     # ------------------------------------------------------------------ the decoder
     def _rows(self, members: np.ndarray) -> np.ndarray:
@@ -156,7 +157,7 @@ class ProbeDecoder:
         return self._decide(gap, self._rows(np.arange(n)), self.raw.v, self.two_call, "detect")
 
     def witness_row(self) -> int:
-        """A witness row by halving (after :meth:`detect` said YES): ``ceil(log2 n)`` calls."""
+        """A witness row by halving (after :meth:`detect` said YES): ``<= ceil(log2 n)`` calls."""
 
         def holds(half: np.ndarray) -> bool:
             gap = self.row_gap(half.size)
@@ -165,7 +166,7 @@ class ProbeDecoder:
         return halve(np.arange(self.raw.rows), holds)
 
     def witness_key(self, row: int) -> int:
-        """A partner key of witness row ``row`` by halving over the real keys: ``ceil(log2 n)`` calls."""
+        """A partner key of witness row ``row`` by halving over the real keys: ``<= ceil(log2 n)`` calls."""
         rho = self._rows(np.array([row]))
 
         def holds(half: np.ndarray) -> bool:

@@ -21,8 +21,10 @@ normalised ``B = sqrt((2m + 2) ln(8n(n+1)))``, max score ``m ln(8n(n+1))``, ``E`
 ``mu`` (default ``d' (n+1)``, an ``O(log n)``-bit integer).  Precision: the oracle's
 entrywise error must be below ``mu margin / d'`` (``>= 5/32`` with the default ``mu``:
 **constant precision from one gradient at one point**, THEORY 4.8 item 1).  Oracle calls:
-1 (or 2) to decide, ``+ ceil(log2 n)`` to find the witness row by halving, then a key scan
-(``O(n m)``, no call) or ``+ ceil(log2 n)`` calls of key halving.
+1 (or 2) to decide, ``+ <= ceil(log2 n)`` to find the witness row by halving, then a key scan
+(``O(n m)``, no call) or ``+ <= ceil(log2 n)`` calls of key halving.  The registered
+``oracle_calls`` ``1 + ceil(log2 n)`` is the default form's worst case (exact for ``n`` a
+power of 2).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def reduce(ov: OV, *, mu: float | None = None, two_call: bool = False, key_searc
     mu : target entries ``E[:, 0] = -mu rho``; default ``d' (n + 1)`` (constant precision).
     two_call : isolate ``sum_j T_j (1 - T_j)`` exactly with a second call at ``E = 0``.
     key_search : ``"scan"`` (the partner of the witness row by an ``O(n m)`` scan) or
-        ``"halving"`` (``ceil(log2 n)`` more gradient calls with key probes).
+        ``"halving"`` (``<= ceil(log2 n)`` more gradient calls with key probes).
 
     Returns
     -------
@@ -83,8 +85,8 @@ def reduce(ov: OV, *, mu: float | None = None, two_call: bool = False, key_searc
     -----
     AS24 Theorem E.5 as corrected in THEORY 4.8 item 1 (see the module docstring for the
     lemma, the gap and the margin).  ``n = 2 max(n_U, n_V)`` tokens, ``d = 2m + 2``,
-    ``B = sqrt((2m+2) ln(8n(n+1)))``.  Calls: ``1 + ceil(log2 n)`` on YES (``+1`` with
-    ``two_call``, ``+ ceil(log2 n)`` with key halving), 1 on NO.  Departure from the
+    ``B = sqrt((2m+2) ln(8n(n+1)))``.  Calls: ``<= 1 + ceil(log2 n)`` on YES (``+1`` with
+    ``two_call``, ``+ <= ceil(log2 n)`` with key halving), 1 on NO.  Departure from the
     paper: ``E != 0`` (Definition 1.4 bounds ``E`` only by its bit length) and a single
     point ``lambda = 1`` instead of a Riemann sum over ``lambda``.
 

@@ -20,7 +20,7 @@ the rest: its entrywise error must be below ``(1 - share) margin / (2d)``: a con
 (``7/(256 d)``) for S, ``1/poly(n)`` for H.
 
 Witness (decoder (b) reads one scalar): search to decision -- halve the U side, deciding
-each half's sub-instance ``OV(U[C], V)`` the same way (``ceil(log2 n_U)`` more decisions),
+each half's sub-instance ``OV(U[C], V)`` the same way (``<= ceil(log2 n_U)`` more decisions),
 then scan V for the remaining row's partner.
 
 Sizes and bounds: S ``n + 1`` tokens, H ``2n``; ``d = 2m``; raw entries ``sqrt(s)``,
