@@ -131,6 +131,7 @@ def chain_meta(red: Any, source_file: str | None = None) -> dict[str, Any]:
     return {
         "path": [r.name for r in red.rules],
         "problems": red.problems(),
+        "options": _json_ready(_plain(red.options)),
         "source": {"problem": source, "file": source_file, "params": _plain(measure(source, red.source))},
         "steps": steps,
     }

@@ -143,3 +143,22 @@ def test_report_summary_names_every_step():
     assert isinstance(report, Report)
     text = report.summary()
     assert "ov_to_maxip" in text and "agree" in text
+
+
+def test_a_refused_gradient_verdict_is_recomputed_with_the_mp_oracle_when_asked():
+    """An oracle stating a huge error makes decoder (c) refuse; recompute=True reruns in mpmath."""
+    import dataclasses
+
+    import attention
+
+    def sloppy(instance):
+        return dataclasses.replace(attention.gradient(instance, method="exact"), error_bound=1e6)
+
+    ov = OV([[1, 0, 1], [0, 1, 0]], [[0, 1, 1], [1, 0, 1]])
+    with pytest.raises(PrecisionError):
+        verify(ov, oracle=sloppy)
+    report = verify(ov, oracle=sloppy, recompute=True)
+    assert report.recomputed and report.oracle == "mp"
+    assert report.agree and report.witness_ok and report.chain_witness == (1, 1)
+    last = report.steps[-1]
+    assert last.margin is not None and last.oracle_error is not None and last.margin > last.oracle_error
