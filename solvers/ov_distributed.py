@@ -37,8 +37,13 @@ from reductions.distributed_common import (
 )
 from reductions.problems.ov import OV, pack_bits
 
-#: Default tile side: 2^14 x 2^14 = 2.7e8 pair checks per task (tens of ms with the packed kernel).
-DEFAULT_BLOCK = 1 << 14
+#: Largest default tile side: 2^15 x 2^15 = 1.1e9 pair checks per task (~0.1 s of one core
+#: with the packed kernel at m <= 64), and O(2^15 m) memory to generate a block of a SatOV.
+MAX_BLOCK = 1 << 15
+#: Smallest default tile side on a cluster (below it a task costs less than its scheduling).
+MIN_BLOCK = 1 << 11
+#: Packed blocks a SatOV keeps per worker (see SatOV._packed).
+PACKED_CACHE = 256
 
 #: Tasks in flight per worker thread (keeps workers busy; bounds wasted work after a witness).
 WINDOW_PER_THREAD = 4
@@ -107,7 +112,7 @@ def williams_vectors(pos: np.ndarray, neg: np.ndarray, start: int, stop: int) ->
 
     Assignment ``a`` gives the half's variable ``t`` the value of bit ``t`` of ``a``; its
     vector has coordinate ``c`` equal to 1 iff ``a`` satisfies no literal of clause ``c`` on
-    this half, i.e. iff ``a & pos[c] == 0`` and ``~a & neg[c] == 0``.  Returns a
+    this half, i.e. iff ``(a & pos[c]) | (~a & neg[c]) == 0``.  Returns a
     ``(stop - start, len(pos))`` ``uint8`` matrix.  Cost O((stop - start) m).
 
     Examples
@@ -117,8 +122,7 @@ def williams_vectors(pos: np.ndarray, neg: np.ndarray, start: int, stop: int) ->
     [[0, 1], [0, 1], [1, 0], [0, 0]]
     """
     a = np.arange(start, stop, dtype=np.uint64)[:, None]
-    unsatisfied = ((a & pos[None, :]) == 0) & ((~a & neg[None, :]) == 0)
-    return unsatisfied.astype(np.uint8)
+    return (((a & pos[None, :]) | (~a & neg[None, :])) == 0).view(np.uint8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,10 +223,31 @@ class SatOV:
         return williams_vectors(*masks, start, stop)
 
     def packed_U(self, start: int, stop: int) -> np.ndarray:
-        return pack_bits(self.U_block(start, stop))
+        return self._packed("U", start, stop)
 
     def packed_V(self, start: int, stop: int) -> np.ndarray:
-        return pack_bits(self.V_block(start, stop))
+        return self._packed("V", start, stop)
+
+    def _packed(self, side: str, start: int, stop: int) -> np.ndarray:
+        """Packed rows, kept for reuse: a worker meets the same blocks in many tiles.
+
+        The tiles of a row band share their U block and every band sweeps the same V blocks,
+        so the last :data:`PACKED_CACHE` blocks are kept (``8 block ceil(m/64)`` bytes each;
+        the cache is not pickled).
+        """
+        cache = self.__dict__.setdefault("_cache", {})
+        key = (side, start, stop)
+        words = cache.get(key)
+        if words is None:
+            rows = self.U_block(start, stop) if side == "U" else self.V_block(start, stop)
+            words = pack_bits(rows)
+            if len(cache) >= PACKED_CACHE:
+                cache.pop(next(iter(cache)), None)
+            cache[key] = words
+        return words
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
 
     def to_ov(self) -> OV:
         """The whole instance, materialised (small N only: ``2^N1 x m`` bytes per side)."""
@@ -274,7 +299,7 @@ def solve_ov_distributed(
     instance: OV | SatOV,
     scheduler: Any = None,
     *,
-    block: int = DEFAULT_BLOCK,
+    block: int | None = None,
     retries: int = 2,
     task_threads: int | None = 1,
 ) -> Pair | None:
@@ -288,8 +313,10 @@ def solve_ov_distributed(
     scheduler : None, "local", address or distributed.Client
         ``None`` runs the tiles here, in order (dask is not needed); see
         :func:`reductions.distributed_common.client_from_argument`.
-    block : int
-        Tile side: a task checks up to ``block^2`` pairs.
+    block : int, optional
+        Tile side: a task checks up to ``block^2`` pairs.  Default: :data:`MAX_BLOCK` in this
+        process; on a cluster the largest power of two in ``[MIN_BLOCK, MAX_BLOCK]`` giving
+        at least 4 tiles per worker thread.
     retries : int
         Reruns of the whole search after the cluster lost work (it is deterministic).
     task_threads : int or None
@@ -317,13 +344,14 @@ def solve_ov_distributed(
     (0, 2)
     """
     source = _as_source(instance)
+    if block is not None:
+        block_ranges(1, block)  # validates it
     if source.n_U == 0 or source.n_V == 0:
         return None
-    work = list(tiles(source.n_U, source.n_V, block))
     if scheduler is None:
-        return _search_here(source, work)
+        return _search_here(source, tiles(source.n_U, source.n_V, block or MAX_BLOCK))
     return run_with_retries(
-        lambda: _search_on_cluster(source, work, scheduler, task_threads), "OV search", retries
+        lambda: _search_on_cluster(source, block, scheduler, task_threads), "OV search", retries
     )
 
 
@@ -336,14 +364,29 @@ def _search_here(source: VectorSource, work: Iterable[tuple[int, int, int, int]]
     return best
 
 
+def default_block(n_U: int, n_V: int, threads: int) -> int:
+    """The largest power of two in ``[MIN_BLOCK, MAX_BLOCK]`` with ``>= 4 threads`` tiles.
+
+    Examples
+    --------
+    >>> default_block(2**16, 2**16, 2), default_block(2**20, 2**20, 64), default_block(100, 100, 2)
+    (16384, 32768, 2048)
+    """
+    block = MAX_BLOCK
+    while block > MIN_BLOCK and -(-n_U // block) * -(-n_V // block) < WINDOW_PER_THREAD * threads:
+        block //= 2
+    return block
+
+
 def _search_on_cluster(
-    source: VectorSource, work: list[tuple[int, int, int, int]], scheduler: Any, threads: int | None
+    source: VectorSource, block: int | None, scheduler: Any, threads: int | None
 ) -> Pair | None:
     distributed = require_distributed()
     with scheduler_client(scheduler) as client, cluster_failures("OV search"):
         shared = scatter_shared(client, source, "OV search")
-        window = WINDOW_PER_THREAD * max(1, sum(client.nthreads().values()))
-        pending = iter(work)
+        workers = max(1, sum(client.nthreads().values()))
+        window = WINDOW_PER_THREAD * workers
+        pending = tiles(source.n_U, source.n_V, block or default_block(source.n_U, source.n_V, workers))
         running: dict[Any, tuple[int, int, int, int]] = {}
         best: Pair | None = None
 
@@ -396,7 +439,8 @@ def solve_cnf_distributed(
 
 
 __all__ = [
-    "DEFAULT_BLOCK",
+    "MAX_BLOCK",
+    "default_block",
     "PackedOV",
     "SatOV",
     "VectorSource",

@@ -429,3 +429,15 @@ def test_cluster_restart_mid_gradient_is_a_clear_error_without_retries(cluster):
     )
     assert was_running
     assert isinstance(outcome.get("error"), dc.ClusterError), outcome
+
+
+def test_satov_reuses_generated_blocks_and_ships_only_the_formula():
+    sat = SatOV.from_cnf(make_cnf([[1, -5, 9], [2, 7], [-3, 8, -10]], nv=20))
+    first = sat.packed_U(0, 256)
+    assert sat.packed_U(0, 256) is first  # a band's tiles share their U block
+    assert np.array_equal(first, ksat_to_ov.reduce(make_cnf([[1, -5, 9], [2, 7], [-3, 8, -10]], nv=20)).target.U_packed[:256])
+    shipped = pickle.loads(pickle.dumps(sat))
+    assert "_cache" not in shipped.__dict__ and len(pickle.dumps(sat)) < 2048
+    assert np.array_equal(shipped.packed_V(100, 300), sat.packed_V(100, 300))
+    with pytest.raises(FinegrainError, match="block"):
+        solve_ov_distributed(sat, block=0)
