@@ -1,24 +1,30 @@
 """Decoder (c): the gradient is affine in E; probe columns read ``sum_j T_j (1 - T_j)`` in 1-2 calls.
 
 THEORY 0.2 and 4.7.  Embed an H-shaped attention instance (``T_j <= 1/2`` for every row)
-with one query-probe column ``P`` (``A1[:, P] = rho``, ``A2[:, P] = 0``) and one key-probe
-column ``W`` (``A1[:, W] = 0``, ``A2[:, W] = z``, ``z`` supported on the real keys, where
-``v = 1``), at ``X = I``.  The scores do not change, and with ``E[:, 0] = e``
+with one query-probe column ``P`` (``A1[:, P] = beta rho``, ``A2[:, P] = 0``) and one
+key-probe column ``W`` (``A1[:, W] = 0``, ``A2[:, W] = beta z``, ``z`` supported on the real
+keys, where ``v = 1``), at ``X = I``.  The scores do not change, and with ``E[:, 0] = e``
 
-    G(e)[P, W] = (1/d') sum_j rho_j (T_j - e_j) (1 - T_j) (f z)_j        (exact).
+    G(e)[P, W] = (beta^2/d') sum_j rho_j (T_j - e_j) (1 - T_j) (f z)_j        (exact).
 
 With ``z = v`` (so ``f z = T``) and ``e = -mu rho``:
 
-- **one call**: ``V1 = d' G(-mu rho)[P, W] / mu = sum_j rho_j g(T_j)``,
-  ``g(T) = T (1 - T) (1 + T/mu)``, error ``d' eps / mu``;
-- **two calls**: ``V2 = d' (G(-mu rho) - G(0))[P, W] / mu = sum_j rho_j T_j (1 - T_j)``
-  exactly, error ``2 d' eps / mu``.
+- **one call**: ``V1 = d' G(-mu rho)[P, W] / (mu beta^2) = sum_j rho_j g(T_j)``,
+  ``g(T) = T (1 - T) (1 + T/mu)``, error ``d' eps / (mu beta^2)``;
+- **two calls**: ``V2 = d' (G(-mu rho) - G(0))[P, W] / (mu beta^2) = sum_j rho_j T_j (1 - T_j)``
+  exactly, error ``2 d' eps / (mu beta^2)``.
+
+``beta = sqrt(d' s)`` is the size of the main entries of ``A1``, ``A2`` (THEORY 4.7 has
+``beta = 1``): the entry bound ``B`` does not change, while the probe entry grows by
+``beta^2`` against an oracle error bound that is one number for all entries (and is set by
+the main block) -- about ``d' s`` (``~10^3``) times more room at no cost.
 
 ``g`` is increasing on ``[0, 1/2]``, so a set ``C`` of rows (``rho = 1_C``) containing a
 witness row gives ``V >= g(t_yes)`` and one without gives ``V <= |C| g(t_no)``: the decision
 gap.  For Construction H at ``s = ln(8 n (n+1))`` (``t_yes = 1/(n+1)``,
 ``t_no = 1/(8 n (n+1))``) the margin is ``>= 5/(32 (n+1))`` for ``mu >= 1``; the oracle's
-entrywise error must be below ``mu margin / d'``, a constant for ``mu = d' (n+1)``.
+entrywise error must be below ``mu beta^2 margin / d' = mu s margin``, at least
+``(5/32) d' s`` for ``mu = d' (n+1)``.
 
 **Witness by halving** (one call per round): a candidate set known to hold a witness row
 is halved; the half's value says whether it holds one (``<= ceil(log2 n)`` calls).  Then the
@@ -38,7 +44,7 @@ import numpy as np
 
 from attention.instance import AttentionInstance
 from reductions.decoders.common import Gap, halve, read_gradient, summarise
-from reductions.embedding import RawAttention, embed
+from reductions.embedding import Layout, RawAttention, embed
 from reductions.errors import InvalidInstance
 
 Solver = Callable[[AttentionInstance], Any]
@@ -81,6 +87,19 @@ def check_mu(mu: Any) -> float:
     return value
 
 
+def probe_scale(raw: RawAttention) -> float:
+    """``beta = sqrt(d' s) max|patterns|``: the main entries' size, given to the probe columns."""
+    return math.sqrt(raw.d + 2) * raw.B_raw
+
+
+def probe_instance(
+    raw: RawAttention, rho: np.ndarray, z: np.ndarray, e: np.ndarray | None
+) -> tuple[AttentionInstance, Layout]:
+    """The instance of one probe call: columns ``P = beta rho``, ``W = beta z``, ``E[:, 0] = e``."""
+    beta = probe_scale(raw)
+    return embed(raw, e=e, R=beta * rho, Z=beta * z, meta={"decoder": "probe"})
+
+
 def default_mu(raw: RawAttention) -> float:
     """``mu = d' (n + 1)`` with ``d' = d + 2``: constant entrywise precision (THEORY 4.7)."""
     return float((raw.d + 2) * (raw.rows + 1))
@@ -121,21 +140,21 @@ class ProbeDecoder:
         """Gap of the key-probe value over a set of ``count`` keys (:func:`key_gap`)."""
         return key_gap(self.mu, count, self.key_yes, self.key_no)
 
-    def _block(self, rho: np.ndarray, z: np.ndarray, e: np.ndarray | None) -> tuple[float, float, int]:
-        """``(G[P, W], error, d')`` from one oracle call."""
-        inst, layout = embed(self.raw, e=e, R=rho, Z=z, meta={"decoder": "probe"})
+    def _block(self, rho: np.ndarray, z: np.ndarray, e: np.ndarray | None) -> tuple[float, float, float]:
+        """``(G[P, W], error, d' / beta^2)`` from one oracle call."""
+        inst, layout = probe_instance(self.raw, rho, z, e)
         G, error = read_gradient(self.solver(inst), inst.d)
         self.calls += 1
         P, W = layout.query_probes.start, layout.key_probes.start
-        return float(G[P, W]), error, inst.d
+        return float(G[P, W]), error, inst.d / probe_scale(self.raw) ** 2
 
     def value(self, rho: np.ndarray, z: np.ndarray, two_call: bool) -> tuple[float, float]:
-        """The probe value ``d' G(-mu rho)[P, W] / mu`` (minus the ``E = 0`` block if ``two_call``) and its error."""
-        block, error, dt = self._block(rho, z, -self.mu * rho)
+        """``d' G(-mu rho)[P, W] / (mu beta^2)`` (minus the ``E = 0`` block if ``two_call``) and its error."""
+        block, error, unit = self._block(rho, z, -self.mu * rho)
         if two_call:
             block0, error0, _ = self._block(rho, z, None)
             block, error = block - block0, error + error0
-        return dt * block / self.mu, dt * error / self.mu
+        return unit * block / self.mu, unit * error / self.mu
 
     def _decide(self, gap: Gap, rho: np.ndarray, z: np.ndarray, two_call: bool, purpose: str) -> bool:
         statistic, error = self.value(rho, z, two_call)

@@ -2,15 +2,16 @@
 
 Construction H (THEORY 2.4) at ``s = ln(8 n (n+1))`` (``n = max(n_U, n_V)``), embedded at
 ``X = I`` with ``A1 = sqrt(d') Q``, ``A2 = sqrt(d') K``, ``A3 = [v, 0, ...]``, ``Y = I``
-and two probe columns (THEORY 4.7): ``P`` (``A1[:, P] = rho = (1_n; 0_n)``,
-``A2[:, P] = 0``) and ``W`` (``A1[:, W] = 0``, ``A2[:, W] = v``); target
-``E[:, 0] = -mu rho``.  By THEORY 0.2 the gradient's ``(P, W)`` entry is
+and two probe columns (THEORY 4.7): ``P`` (``A1[:, P] = beta rho``, ``rho = (1_n; 0_n)``,
+``A2[:, P] = 0``) and ``W`` (``A1[:, W] = 0``, ``A2[:, W] = beta v``), ``beta = sqrt(d' s)``
+(the size of the other entries, so ``B`` is unchanged); target ``E[:, 0] = -mu rho``.  By
+THEORY 0.2 the gradient's ``(P, W)`` entry is
 
-    G[P, W] = (1/d') sum_{j < n} (T_j + mu) T_j (1 - T_j)
+    G[P, W] = (beta^2/d') sum_{j < n} (T_j + mu) T_j (1 - T_j)
 
 **Lemma** (THEORY 4.7).  ``T_j <= 1/2`` for every row; a row with an orthogonal partner has
 ``T_j >= 1/(n+1)``, one without ``T_j <= e^{-s} = 1/(8n(n+1))``.  So the one-call value
-``V1 = d' G[P, W] / mu = sum_j T_j (1 - T_j)(1 + T_j/mu)`` is
+``V1 = d' G[P, W] / (mu beta^2) = sum_j T_j (1 - T_j)(1 + T_j/mu)`` is
 ``>= g(1/(n+1)) >= 1/(2(n+1))`` on YES and ``<= n g(e^{-s}) <= (1 + 1/(2 mu))/(8(n+1))``
 on NO (``g(T) = T(1-T)(1+T/mu)``): decide at the midpoint, margin
 ``(g(1/(n+1)) - n g(e^{-s})) / 2 >= 5/(32(n+1))`` (``mu >= 1``).  Two calls (the second at
@@ -19,8 +20,9 @@ on NO (``g(T) = T(1-T)(1+T/mu)``): decide at the midpoint, margin
 Sizes and bounds: ``2n`` tokens, ``d' = 2m + 2``, raw entries ``B_raw = sqrt(s)``,
 normalised ``B = sqrt((2m + 2) ln(8n(n+1)))``, max score ``m ln(8n(n+1))``, ``E`` entries
 ``mu`` (default ``d' (n+1)``, an ``O(log n)``-bit integer).  Precision: the oracle's
-entrywise error must be below ``mu margin / d'`` (``>= 5/32`` with the default ``mu``:
-**constant precision from one gradient at one point**, THEORY 4.8 item 1).  Oracle calls:
+entrywise error must be below ``mu beta^2 margin / d' = mu s margin`` (``>= (5/32) d' s``
+with the default ``mu``: **constant precision from one gradient at one point**, THEORY 4.8
+item 1; the probe scale ``beta`` gains the factor ``d' s`` over THEORY's ``beta = 1``).  Oracle calls:
 1 (or 2) to decide, ``+ <= ceil(log2 n)`` to find the witness row by halving, then a key scan
 (``O(n m)``, no call) or ``+ <= ceil(log2 n)`` calls of key halving.  The registered
 ``oracle_calls`` ``1 + ceil(log2 n)`` is the default form's worst case (exact for ``n`` a
@@ -34,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from reductions.decoders.probe import ProbeDecoder, check_mu, default_mu, row_gap
-from reductions.embedding import embed, padded_sides
+from reductions.decoders.probe import ProbeDecoder, check_mu, default_mu, probe_instance, probe_scale, row_gap
+from reductions.embedding import padded_sides
 from reductions.errors import InvalidInstance, PrecisionError
 from reductions.problems.ov import OV
 from reductions.registry import Reduced, reduction
@@ -103,11 +105,11 @@ def reduce(ov: OV, *, mu: float | None = None, two_call: bool = False, key_searc
     raw = construction_h(U, V, scale_gradient(n))
     mu = default_mu(raw) if mu is None else check_mu(mu)
     rho = np.concatenate([np.ones(n), np.zeros(n)])
-    instance, _ = embed(raw, e=-mu * rho, R=rho, Z=raw.v, meta={"decoder": "probe", "mu": mu})
+    instance, _ = probe_instance(raw, rho, raw.v, -mu * rho)
     partner, decode = orthogonal_partner(U, V), ov_decoder(ov)
     key_bounds = {"key_yes": 1.0 / (2 * n), "key_no": math.exp(-raw.s) / n}
     gap = row_gap(raw, mu, n, two_call)
-    params = attention_params(instance, raw, mu * gap.margin / instance.d)
+    params = attention_params(instance, raw, mu * probe_scale(raw) ** 2 * gap.margin / instance.d)
     red = Reduced(ov, instance, lift=lambda solver: None, params={**params, "mu": mu})
 
     def lift(solver: Any) -> tuple[int, int] | None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from attention.results import GradientResult
 from reductions.decoders.common import Gap, derivative_bound, f1_gap, fprime_oracle, halve
 from reductions.decoders.gauss_legendre import certified_error, integrate, plan
-from reductions.decoders.probe import ProbeDecoder, default_mu, row_gap
+from reductions.decoders.probe import ProbeDecoder, default_mu, probe_scale, row_gap
 from reductions.decoders.riemann import paper_points, riemann_bound
 from reductions.embedding import embed, padded_sides
 from reductions.errors import InvalidInstance, PrecisionError
@@ -80,9 +80,8 @@ def test_probe_margins_meet_theory_bounds(n, mu):
     raw = construction_h(U, U, scale_gradient(n))
     assert row_gap(raw, mu, n).margin >= 5 / (32 * (n + 1))
     assert row_gap(raw, mu, n, two_call=True).margin >= 3 / (16 * (n + 1)) * (1 - 1e-12)
-    precision = mu * row_gap(raw, mu, n).margin / (raw.d + 2)
-    if mu == default_mu(raw):
-        assert precision >= 5 / 32
+    mu0 = default_mu(raw)
+    assert mu0 * probe_scale(raw) ** 2 * row_gap(raw, mu0, n).margin / (raw.d + 2) >= 5 / 32 * (raw.d + 2) * raw.s
 
 
 def _probe_call_range(ov: OV, yes: bool, two_call: bool, key_search: str) -> range:
@@ -140,7 +139,9 @@ def test_probe_target_is_the_detection_instance_with_theory_sizes():
     assert (inst.n, inst.d, red.params["mu"]) == (2 * n, d, d * (n + 1))
     assert red.params["s"] == pytest.approx(math.log(8 * n * (n + 1)))
     assert red.params["B"] == pytest.approx(math.sqrt(d * math.log(8 * n * (n + 1))))
-    assert red.params["precision"] >= 5 / 32
+    assert red.params["precision"] >= 5 / 32 * d * red.params["s"]
+    beta = math.sqrt(d * red.params["s"])                              # probes as large as the rest
+    assert np.abs(inst.A1[:, -2]).max() == pytest.approx(beta) and inst.B == pytest.approx(beta)
     assert inst.E[:n, 0].tolist() == [-red.params["mu"]] * n and not inst.E[n:].any()
 
 
