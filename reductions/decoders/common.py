@@ -197,11 +197,24 @@ def fprime_oracle(raw: RawAttention, solver: Callable[[Any], Any]) -> Callable[[
     """``lambda -> (f'(lambda), its error)`` from one gradient call at ``X = lambda I`` (THEORY 4.3).
 
     ``f'(lambda) = 2 tr(dL/dX)`` with ``E = 0``; an entrywise error ``eps`` gives ``2 d eps``.
+    A gradient with non-finite entries, or whose trace overflows float64, gives ``f' = NaN``
+    (the decision then refuses; ``math.fsum`` would raise on ``inf - inf``).
     """
 
     def at(lam: float) -> tuple[float, float]:
         instance, layout = embed(raw, lam=lam, meta={"decoder": "quadrature"})
         G, error = read_gradient(solver(instance), instance.d)
-        return fprime(G, layout), fprime_error(error, layout)
+        return _finite_fprime(G, layout), fprime_error(error, layout)
 
     return at
+
+
+def _finite_fprime(G: np.ndarray, layout: Any) -> float:
+    """:func:`~reductions.embedding.fprime`, or NaN when ``G`` or its trace is not finite."""
+    if not np.isfinite(G).all():
+        return math.nan
+    try:
+        value = fprime(G, layout)
+    except OverflowError:  # math.fsum: the partial sums of a finite diagonal overflow
+        return math.nan
+    return value if math.isfinite(value) else math.nan

@@ -1,0 +1,331 @@
+"""Memory guards: refuse an instance that would not fit, up front, with the estimate and a way out.
+
+A reduction chain materialises every node: k-SAT with ``N`` variables and ``m`` clauses
+becomes an OV instance of ``2^ceil(N/2) + 2^floor(N/2)`` vectors of ``m`` bytes, then an
+attention instance with ``2 n`` tokens (``n = 2^ceil(N/2)``) of width ``2m + 2`` in float64.
+At ``N = 40`` the attention step alone needs ~70 GB; at ``N = 60`` the OV step ~400 GB.
+Instead of an out-of-memory kill halfway, :func:`require_memory` raises
+:class:`~attention.errors.ResourceError` before anything is built, naming the estimate, what is
+available and the option that would work (OV without storing it: blocked generation by
+:class:`solvers.ov_distributed.SatOV`, searched by ``solve_cnf_distributed``, locally or on
+a Dask cluster).
+
+Estimates (bytes; ``n_U, n_V`` vectors, dimension ``m``; ``n`` queries, ``n_k`` keys,
+width ``d``) follow what the builders allocate; ``benchmarks/soak.py`` prints them next to
+the measured peak RSS:
+
+- OV instance: ``(n_U + n_V) m`` (uint8, read-only) plus ``8 ceil(m/64)`` per vector once
+  bit-packed; building it holds the caller's arrays, the validated copies and two boolean
+  masks (``n_U m + 2 max(n_U, n_V) m`` transient); from k-SAT
+  (:mod:`reductions.rules.ksat_to_ov`) the generator's 65536-row blocks take
+  ``10 * 65536 m`` bytes at a time.
+- attention (gradient) instance from OV (:mod:`reductions.embedding`): 8 float64 matrices of
+  ``max(n, n_k) x d`` resident (``A1, A2, A3, E``, the patterns ``Qp, Kp``, and what the
+  allocator keeps of the build's temporaries) and 12 more while decoding (a new instance per
+  oracle call, its scaled copy, ``h = A3 Y`` and the magnitudes of the oracle's error bound),
+  plus the exact oracle's two ``block x n_k`` buffers (:func:`attention.oracle.default_block`).
+
+Available memory is the smallest of ``MemAvailable`` (``/proc/meminfo``; elsewhere
+``os.sysconf`` available pages), the cgroup limit minus usage, and the address-space
+rlimit.  :data:`HEADROOM` of it is usable.
+
+Examples
+--------
+>>> ksat_to_ov_footprint(N=60, m=256).peak > 2**40        # 2^30 vectors of 256 bytes a side
+True
+>>> require_memory(2**50, "a demonstration", "use a smaller instance", available=2**30)
+Traceback (most recent call last):
+...
+attention.errors.ResourceError: a demonstration needs about 1.1e+06 GB but 0.97 GB are available (90% of 1.1 GB); use a smaller instance
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from attention.errors import ResourceError
+
+#: Fraction of the available memory a single request may use.
+HEADROOM = 0.9
+#: Rows per block of the k-SAT -> OV generator (``reductions.rules.ksat_to_ov``) and the bytes
+#: its temporaries take per row and clause (one int64 and two boolean matrices at once).
+KSAT_BLOCK_ROWS = 1 << 16
+KSAT_BLOCK_BYTES = 10
+#: Memory of an attention instance from OV and of its decoding, in ``n x d`` float64 matrices
+#: (measured: ``benchmarks/soak.py`` prints estimate and peak RSS side by side).
+ATTENTION_RESIDENT = 8
+ATTENTION_TRANSIENT = 12
+
+OV_ALTERNATIVE = (
+    "generate the OV vectors block by block instead of storing them: "
+    "solvers.ov_distributed.solve_cnf_distributed(cnf) (SatOV; pass a Dask scheduler to spread it "
+    "over a cluster), or reduce a formula with fewer variables"
+)
+ATTENTION_ALTERNATIVE = (
+    "decide the instance without the attention step (finegrain solve FILE: a SAT solver or the "
+    "OV brute force; for OV instances of this size solvers.ov_distributed.solve_ov_distributed), "
+    "or use an instance with fewer vectors"
+)
+
+__all__ = [
+    "HEADROOM",
+    "Footprint",
+    "available_memory",
+    "require_memory",
+    "ov_footprint",
+    "ksat_to_ov_footprint",
+    "attention_footprint",
+    "node_footprint",
+    "chain_footprints",
+    "chain_peak",
+    "check_chain",
+]
+
+
+# ----------------------------------------------------------------------------- available memory
+def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _sysconf_available() -> int | None:
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_available() -> int | None:
+    """Limit minus usage of this process's cgroup (v2, else v1), or None when unlimited."""
+    pairs = (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    )
+    for limit_path, usage_path in pairs:
+        try:
+            limit = Path(limit_path).read_text().strip()
+            usage = int(Path(usage_path).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= 2**60:
+            return None
+        return max(int(limit) - usage, 0)
+    return None
+
+
+def _rlimit_available() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(int(soft) - _current_rss(), 0)
+
+
+def _current_rss() -> int:
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate without swapping or being killed (best estimate).
+
+    The smallest of ``MemAvailable`` (or the available physical pages), the cgroup's limit
+    minus its usage, and the address-space rlimit minus the resident size.
+
+    Examples
+    --------
+    >>> available_memory() > 0
+    True
+    """
+    candidates = [_meminfo_available() or _sysconf_available(), _cgroup_available(), _rlimit_available()]
+    known = [c for c in candidates if c is not None]
+    return min(known) if known else 2**62
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:.2g} GB"
+
+
+def require_memory(bytes_needed: float, what: str, alternative: str, available: int | None = None) -> None:
+    """Raise :class:`ResourceError` unless ``bytes_needed`` fits in ``HEADROOM`` of the available memory.
+
+    Parameters
+    ----------
+    bytes_needed : the estimate.
+    what : what would be built (named in the message).
+    alternative : the option that would work instead (ends the message).
+    available : bytes available (default :func:`available_memory`).
+    """
+    available = available_memory() if available is None else int(available)
+    usable = HEADROOM * available
+    if bytes_needed > usable:
+        raise ResourceError(
+            f"{what} needs about {_gb(bytes_needed)} but {_gb(usable)} are available "
+            f"({HEADROOM:.0%} of {_gb(available)}); {alternative}"
+        )
+
+
+# ----------------------------------------------------------------------------- estimates
+@dataclass(frozen=True)
+class Footprint:
+    """Memory of one node of a chain: ``resident`` once built and kept, ``transient`` on top of it
+    while it is built or used (temporaries, per-call instances, oracle buffers)."""
+
+    what: str
+    resident: int
+    transient: int
+    alternative: str
+
+    @property
+    def peak(self) -> int:
+        """``resident + transient``."""
+        return self.resident + self.transient
+
+
+def ov_footprint(n_U: int, n_V: int, m: int, what: str = "") -> Footprint:
+    """An OV instance: ``(n_U + n_V) m`` bytes, plus its bit-packed words when a solver packs it.
+
+    Building it holds the caller's arrays and the instance's validated copies, and the
+    validation masks of one side (two boolean matrices): ``n_U m + 2 max(n_U, n_V) m``
+    transient.
+
+    Examples
+    --------
+    >>> ov_footprint(4, 4, 64).resident           # 8 vectors x 64 bytes + 8 x one uint64 word
+    576
+    """
+    n_U, n_V, m = int(n_U), int(n_V), max(int(m), 1)
+    unpacked, packed = (n_U + n_V) * m, (n_U + n_V) * 8 * math.ceil(m / 64)
+    what = what or f"an OV instance of {n_U} + {n_V} vectors of dimension {m}"
+    return Footprint(what, unpacked + packed, unpacked + 2 * max(n_U, n_V) * m, OV_ALTERNATIVE)
+
+
+def ksat_to_ov_footprint(N: int, m: int) -> Footprint:
+    """The OV instance of a k-SAT formula with ``N`` variables and ``m`` clauses (Williams 2005).
+
+    ``n_U = 2^ceil(N/2)``, ``n_V = 2^floor(N/2)``, dimension ``max(m, 1)`` (THEORY 1.3).
+    Transient: the larger of the generator's block temporaries
+    (:data:`KSAT_BLOCK_BYTES` per row and clause for ``65536`` rows) and the instance's
+    validation (:func:`ov_footprint`).
+    """
+    n_U, n_V, dim = 2 ** math.ceil(N / 2), 2 ** (N // 2), max(int(m), 1)
+    what = f"k-SAT -> OV with N = {N} variables and m = {m} clauses (2^{math.ceil(N / 2)} + 2^{N // 2} vectors of {dim} bytes)"
+    base = ov_footprint(n_U, n_V, dim, what)
+    block = KSAT_BLOCK_BYTES * min(KSAT_BLOCK_ROWS, n_U) * dim
+    return Footprint(what, base.resident, max(base.transient, block), OV_ALTERNATIVE)
+
+
+def attention_footprint(n: int, n_k: int, d: int, what: str = "") -> Footprint:
+    """An attention (gradient) instance built from OV by :func:`reductions.embedding.embed`, and decoded.
+
+    In units of one ``max(n, n_k) x d`` float64 matrix: :data:`ATTENTION_RESIDENT` resident
+    (``A1, A2, A3, E``, the construction's patterns ``Qp, Kp`` and the build's freed
+    temporaries the allocator keeps), :data:`ATTENTION_TRANSIENT` transient (a decoder builds
+    a new instance per oracle call, with its scaled copy; the exact oracle forms ``h = A3 Y``
+    and the magnitudes of its error bound), plus the oracle's two ``block x n_k`` buffers.
+
+    Examples
+    --------
+    >>> fp = attention_footprint(8, 8, 10)
+    >>> fp.resident == ATTENTION_RESIDENT * 8 * 8 * 10
+    True
+    """
+    from attention.oracle import default_block
+
+    n, n_k, d = int(n), int(n_k), int(d)
+    matrix = 8 * max(n, n_k) * d
+    buffers = 2 * 8 * min(default_block(n_k), n) * n_k
+    what = what or f"an attention instance with n = {n} queries, n_k = {n_k} keys, d = {d}"
+    return Footprint(what, ATTENTION_RESIDENT * matrix, ATTENTION_TRANSIENT * matrix + buffers, ATTENTION_ALTERNATIVE)
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(math.ceil(number)) if math.isfinite(number) else None
+
+
+def node_footprint(problem: str, params: dict[str, Any]) -> Footprint | None:
+    """The footprint of a chain node from its parameters (the registry's names), or None.
+
+    ``ov``: ``n_U, n_V, m``; ``gradient`` / ``attention``: ``n, n_k, d``.  Other nodes
+    (k-SAT, Max-IP, BHCP, ...) are at most the size of the OV node they come from or go to.
+    """
+    if problem == "ov":
+        sizes = [_as_int(params.get(k)) for k in ("n_U", "n_V", "m")]
+        return None if None in sizes else ov_footprint(*sizes)  # type: ignore[arg-type]
+    if problem in ("gradient", "attention"):
+        n, d = _as_int(params.get("n")), _as_int(params.get("d"))
+        n_k = _as_int(params.get("n_k", params.get("n")))
+        if None in (n, n_k, d):
+            return None
+        return attention_footprint(n, n_k, d)  # type: ignore[arg-type]
+    return None
+
+
+def chain_footprints(rules: Sequence[Any], instance: Any) -> list[Footprint]:
+    """Footprints of every node a chain of rules would build from ``instance``.
+
+    Sizes come from the rules' own formulas (:func:`reductions.registry.compose_formulas`)
+    evaluated at the instance's measured parameters; nodes without a size estimate are
+    skipped.  k-SAT -> OV uses :func:`ksat_to_ov_footprint` (it adds the generator's
+    temporaries).
+    """
+    from reductions.registry import compose_formulas, evaluate, measure
+
+    if not rules:
+        return []
+    source = rules[0].source
+    measured = measure(source, instance)
+    out = []
+    for rule, formulas in zip(rules, compose_formulas(list(rules))[1:]):
+        values = {}
+        for name, expr in formulas.items():
+            try:
+                values[name] = evaluate(expr, measured)
+            except Exception:  # a formula the instance's parameters do not determine
+                continue
+        if rule.source == "ksat" and rule.target == "ov" and source == "ksat" and rule is rules[0]:
+            footprint = ksat_to_ov_footprint(int(measured["N"]), int(measured["m"]))
+        else:
+            footprint = node_footprint(rule.target, values)
+        if footprint is not None:
+            out.append(footprint)
+    return out
+
+
+def chain_peak(footprints: Sequence[Footprint]) -> int:
+    """Every node stays referenced by the composed reduction: sum of residents + largest transient."""
+    if not footprints:
+        return 0
+    return sum(f.resident for f in footprints) + max(f.transient for f in footprints)
+
+
+def check_chain(rules: Sequence[Any], instance: Any, available: int | None = None) -> list[Footprint]:
+    """Refuse (``ResourceError``) a chain whose estimated peak does not fit; returns the footprints.
+
+    The message names the node that dominates the estimate and the option that would work.
+    """
+    footprints = chain_footprints(rules, instance)
+    if footprints:
+        biggest = max(footprints, key=lambda f: f.peak)
+        path = " -> ".join([rules[0].source, *(r.target for r in rules)])
+        what = f"{path} (largest step: {biggest.what})"
+        require_memory(chain_peak(footprints), what, biggest.alternative, available)
+    return footprints
