@@ -3,13 +3,116 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reductions.cli import main
-from reductions.commands import bench
+from reductions.commands import bench, demo
+
+VARS, SEED = 8, 1  # a satisfiable random 3-CNF with 8 variables, 34 clauses: 32 tokens
+
+
+@pytest.fixture(scope="module")
+def demo_run():
+    """One demo run through the CLI (text) and its library result."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main(["demo", "--vars", str(VARS), "--seed", str(SEED)])
+    return status, buffer.getvalue(), demo.run_demo(VARS, SEED)
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if "seconds" not in k}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- demo
+def test_demo_explains_each_step_with_numbers_computed_independently(demo_run):
+    from reductions.generators.ksat import random_ksat
+    from reductions.problems.cnf import is_satisfying
+    from solvers.sat import solve_sat_bruteforce
+
+    status, text, result = demo_run
+    cnf = random_ksat(VARS, ratio=demo.RATIO, seed=SEED)
+    m, truth = len(cnf.clauses), solve_sat_bruteforce(cnf).satisfiable
+    n_ov = 2 ** math.ceil(VARS / 2)
+    s = math.log(8 * n_ov * (n_ov + 1))
+    assert status == 0 and truth  # the instance is satisfiable: the demo shows a witness
+    assert f"N = {VARS} variables, m = {m} clauses" in text
+    assert f"U: {n_ov} vectors" in text and f"dimension m = {m}" in text
+    assert f"n = {2 * n_ov} tokens (2 per vector), d = {2 * m + 2} (2m + 2), scale s = ln(8 n_OV (n_OV + 1)) = {s:.3f}" in text
+    B = math.sqrt((2 * m + 2) * s)
+    assert f"entry bound B = {B:.2f} = {B / math.sqrt(math.log(2 * n_ov)):.1f} sqrt(ln n)" in text
+    bits = re.search(r"-> x1\.\.x8 = ([01]{8})", text).group(1)
+    model = [v if bit == "1" else -v for v, bit in enumerate(bits, 1)]
+    assert is_satisfying(cnf, model)  # the printed assignment is a model
+    assert ": SATISFIABLE" in text and "the chain agrees with the SAT solver" in text
+    for number in range(1, 8):
+        assert re.search(rf"^{number}\. .+\n   \[.+\]$", text, re.M), f"step {number} names its lemma"
+    assert len(re.findall(r"^   \[.*(THEORY|AS24|Williams|python-sat)", text, re.M)) == 7
+
+
+def test_demo_fast_side_agrees_with_the_exact_oracle(demo_run):
+    import attention
+    from attention import AttentionInstance
+
+    fast = demo_run[2].fast
+    inst = AttentionInstance.random(n=fast["n"], d=demo.FAST_D, B=demo.FAST_B, seed=SEED)
+    exact = attention.gradient(inst, method="exact").gradient
+    reference = attention.gradient(inst, method="mp", digits=30).gradient  # independent of both
+    assert fast["error"] <= fast["error_bound"]  # the fast method's guarantee holds
+    assert abs(np.abs(exact - reference).max()) < 1e-12 * np.abs(reference).max()
+    assert fast["B"] < math.sqrt(math.log(fast["n"])) and fast["rank"] == math.comb(fast["d"] + fast["degree"], fast["degree"])
+    assert fast["on_hard_instance"].startswith("refused (ResourceError)")  # the hard instance is out of reach
+
+
+def test_demo_json_equals_the_library_result(demo_run, capsys):
+    assert main(["demo", "--vars", str(VARS), "--seed", str(SEED), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    library = demo_run[2].to_json()
+    assert _without_timings(data) == json.loads(json.dumps(_without_timings(library)))
+    assert data["ok"] and data["agree"] and data["witness_ok"]
+
+
+def test_demo_exits_1_when_the_chain_disagrees(monkeypatch, capsys):
+    from attention.results import GradientResult
+
+    def broken(calls, instances):  # an oracle that answers 0 and claims to be exact
+        def oracle(inst):
+            instances.append(inst)
+            calls.append(demo.OracleCall(inst.n, inst.d, inst.B, 0.0, 0.0))
+            return GradientResult(np.zeros((inst.d, inst.d)), 0.0, 0.0, 0.0, "broken")
+
+        return oracle
+
+    monkeypatch.setattr(demo, "_recording_oracle", broken)
+    assert main(["demo", "--vars", str(VARS), "--seed", str(SEED)]) == 1
+    out = capsys.readouterr().out
+    assert ": UNSATISFIABLE" in out and "the chain DISAGREES with the SAT solver" in out
+
+
+@pytest.mark.parametrize("vars_", ["2", str(demo.MAX_VARS + 1)])
+def test_demo_refuses_sizes_out_of_range_in_one_line(capsys, vars_):
+    assert main(["demo", "--vars", vars_]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--vars {vars_}" in err[0]
+
+
+def test_demo_help_has_an_example(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--help"])
+    assert exc.value.code == 0 and "Example: finegrain demo" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- bench
