@@ -214,6 +214,33 @@ def test_document_runs_as_shown(path, tmp_path, monkeypatch):
             run_python(block, globs)
 
 
+def test_relative_links_point_to_files_that_exist():
+    broken = []
+    for path in DOCS:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+            if "://" not in target and not (path.parent / target).exists():
+                broken.append(f"{path.relative_to(ROOT)} -> {target}")
+    assert not broken, "broken links: " + ", ".join(broken)
+
+
+def test_api_reference_lists_every_public_name():
+    """docs/api.md (python docs/gen_api.py) has a section for each public name of each module."""
+    import importlib
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_api", ROOT / "docs" / "gen_api.py")
+    gen_api = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_api)
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    missing = [
+        f"{module}.{name}"
+        for module, _ in gen_api.MODULES
+        for name in gen_api.public_names(importlib.import_module(module))
+        if f"### `{module}.{name}`" not in text
+    ]
+    assert not missing, "docs/api.md is missing " + ", ".join(missing) + ": run python docs/gen_api.py"
+
+
 def test_readme_test_command_is_the_one_ci_runs():
     readme = [b.text.strip() for b in blocks(ROOT / "README.md") if b.lang == "sh"]
     assert "python -m pytest" in readme
