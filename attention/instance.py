@@ -234,6 +234,10 @@ class AttentionInstance:
             raise InvalidInstance(f"{path}: no such file") from None
         except Exception as exc:
             raise InvalidInstance(f"{path}: not a readable .npz archive ({exc})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise InvalidInstance(
+                f"{path}: a single .npy array, not an .npz archive with " + ", ".join(ARRAY_NAMES)
+            )
         with archive:
             missing = [name for name in ARRAY_NAMES if name not in archive.files]
             if missing:

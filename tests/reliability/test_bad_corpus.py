@@ -1,0 +1,83 @@
+"""Every malformed file under ``tests/data/bad`` gets one clear error: in the library and on the CLI.
+
+Library: the reader raises exactly the catalogued :class:`~attention.errors.FinegrainError`
+subclass, on one line, naming the file and the problem.  CLI: ``finegrain solve FILE`` and
+``finegrain grad FILE`` exit with status 2 and print exactly one line on stderr (no
+traceback, nothing on stdout), whatever the file's format.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+import attention.errors as attention_errors
+import reductions.errors as reduction_errors
+from attention import AttentionInstance
+from reductions.cli import main
+from reductions.problems.cnf import read_cnf
+from reductions.problems.ov import read_ov
+
+_spec = importlib.util.spec_from_file_location("bad_corpus", Path(__file__).with_name("bad_corpus.py"))
+bad_corpus = importlib.util.module_from_spec(_spec)
+sys.modules["bad_corpus"] = bad_corpus
+_spec.loader.exec_module(bad_corpus)
+
+ROOT = bad_corpus.ROOT
+CASES = {case.path.relative_to(ROOT).as_posix(): case for case in bad_corpus.CASES}
+DIMACS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "dimacs").iterdir())
+EVERY_FILE = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*") if p.is_file())
+
+
+def error_class(name: str) -> type:
+    return getattr(reduction_errors, name, None) or getattr(attention_errors, name)
+
+
+def test_the_catalogue_lists_exactly_the_files_on_disk():
+    on_disk = {f for f in EVERY_FILE if not f.startswith("dimacs/")}
+    assert on_disk == set(CASES)
+    assert len(EVERY_FILE) == len(CASES) + len(DIMACS) >= 80
+
+
+def test_the_builder_reproduces_the_committed_files(tmp_path):
+    bad_corpus.build(tmp_path)
+    for name, case in CASES.items():
+        assert (tmp_path / name).read_bytes() == case.path.read_bytes(), name
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_library_reader_raises_one_clear_error(name):
+    case = CASES[name]
+    reader = AttentionInstance.load if case.name.startswith("att_") else read_ov
+    with pytest.raises(attention_errors.FinegrainError) as info:
+        reader(case.path)
+    assert type(info.value) is error_class(case.error)
+    message = str(info.value)
+    assert case.phrase in message
+    assert str(case.path) in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", DIMACS)
+def test_the_dimacs_reader_names_file_and_line(name):
+    path = ROOT / name
+    with pytest.raises(reduction_errors.DimacsError) as info:
+        read_cnf(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}") and "\n" not in message
+    assert " line " in message or "gzip" in message
+
+
+@pytest.mark.parametrize("command", ["solve", "grad"])
+@pytest.mark.parametrize("name", EVERY_FILE)
+def test_the_cli_exits_2_with_one_line(name, command, capsys):
+    path = str(ROOT / name)
+    status = main([command, path])
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"finegrain {command}: error: "), err
+    assert "Traceback" not in err and path in lines[0]
