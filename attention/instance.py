@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,12 @@ def as_matrix(value: Any, name: str) -> np.ndarray:
             "all entries must be finite"
         )
     return out
+
+
+def _is_npy(path: Path) -> bool:
+    """Does ``path`` start with the ``.npy`` magic string (a single array, not an archive)?"""
+    with open(path, "rb") as fh:
+        return fh.read(6) == b"\x93NUMPY"
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,6 +235,11 @@ class AttentionInstance:
     def load(cls, path: str | os.PathLike) -> "AttentionInstance":
         """Read an instance written by :meth:`save` (or any ``.npz`` with the six arrays)."""
         path = Path(path)
+        if path.is_file() and not zipfile.is_zipfile(path) and not _is_npy(path):
+            raise InvalidInstance(
+                f"{path}: not a readable .npz archive (an instance file is a zip of the arrays "
+                f"{', '.join(ARRAY_NAMES)}); write one with finegrain reduce FILE --to gradient -o OUT.npz"
+            )
         try:
             archive = np.load(path, allow_pickle=False)
         except FileNotFoundError:
