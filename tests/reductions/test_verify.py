@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from pysat.formula import CNF
 
 from reductions import registry
@@ -162,3 +163,19 @@ def test_a_refused_gradient_verdict_is_recomputed_with_the_mp_oracle_when_asked(
     assert report.agree and report.witness_ok and report.chain_witness == (1, 1)
     last = report.steps[-1]
     assert last.margin is not None and last.oracle_error is not None and last.margin > last.oracle_error
+
+
+@settings(max_examples=15)
+@given(ov_instances(min_n=4, max_n=32, max_m=8), st.sampled_from(["scan", "halving"]))
+def test_witness_halving_through_the_gradient_with_many_yes_rows(ov, key_search):
+    """Half of U replaced by sparse vectors: many rows have partners; the halving must still land on one."""
+    U = ov.U.copy()
+    U[::2] = 0
+    U[::2, 0] = 1                                    # rows orthogonal to every V vector with V[:, 0] = 0
+    V = ov.V.copy()
+    V[: max(1, len(V) // 2), 0] = 0
+    many = OV(U, V)
+    yes_rows = int(((U.astype(int) @ V.T.astype(int)) == 0).any(axis=1).sum())
+    assert yes_rows >= len(U) // 2
+    report = verify(many, key_search=key_search)
+    assert report.ground_truth and report.agree and report.witness_ok is True
