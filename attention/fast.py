@@ -101,7 +101,7 @@ from attention.instance import AttentionInstance
 from attention.polynomials import KINDS, MAX_DEGREE, ExpPolynomial, exp_polynomial, smallest_polynomial
 from attention.results import ForwardResult, GradientResult, LossResult
 
-__all__ = ["gradient", "forward", "loss", "score_range", "DEFAULT_MAX_RANK", "MP_WORK_LIMIT", "PILOT_DELTA"]
+__all__ = ["gradient", "forward", "loss", "score_range", "grid_up", "DEFAULT_MAX_RANK", "MP_WORK_LIMIT", "PILOT_DELTA"]
 
 #: Default cap on the feature rank ``C(d + g, g)``.
 DEFAULT_MAX_RANK = 20_000
@@ -182,8 +182,14 @@ def _score_bounds(Qm: np.ndarray, A2c: np.ndarray, d: int) -> float:
     return float(np.minimum(cs, box).max()) / d
 
 
-def _grid_up(R: float) -> float:
-    """The smallest ``2^(i/16) >= R`` (``0`` for ``R = 0``)."""
+def grid_up(R: float) -> float:
+    """The smallest ``2^(i/16) >= R`` (``0`` for ``R = 0``): the score ranges polynomials are built for.
+
+    Examples
+    --------
+    >>> grid_up(1.0), round(grid_up(1.01), 4)
+    (1.0, 1.0443)
+    """
     if R == 0:
         return 0.0
     i = math.ceil(16 * math.log2(R))
@@ -207,7 +213,7 @@ def _prepare(inst: AttentionInstance) -> _Prepared:
         h=h,
         k0=k0,
         R=R,
-        R_grid=_grid_up(R),
+        R_grid=grid_up(R),
         R_abs=R_abs,
         W=(h.max(axis=0) - h.min(axis=0)) + 2 * _gamma(d + 1, U64) * hab,
         hmax=hab,
