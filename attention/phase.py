@@ -90,6 +90,11 @@ def cost_exponent(n: int, d: int, r: int) -> float:
     return math.log(r * (d + 1) ** 2 / (2 * n * d)) / math.log(n)
 
 
+def point_seed(seed: int, n: int, c: float) -> int:
+    """The instance seed of the point ``(n, c)``: the same point gets the same instance in any grid."""
+    return int(np.random.SeedSequence([seed, n, int(round(c * 10_000))]).generate_state(1)[0])
+
+
 def _degree_cap(n: int, d: int, exponent_cap: float) -> int:
     """The largest degree whose cost exponent is at most ``exponent_cap``."""
     g = 0
@@ -125,7 +130,7 @@ def run_phase(
     c_values : ``B / sqrt(ln n)``.
     d : head dimension (default :func:`d_of_n`).
     kind : polynomial family (:data:`attention.polynomials.KINDS`).
-    seed : seed of the random instances (instance ``(i, j)`` uses ``seed + 1000 i + j``).
+    seed : seed of the random instances (the point ``(n, c)`` uses :func:`point_seed`).
     exponent_cap : degrees whose cost exponent exceeds this are not searched (the row is
         ``censored``: the degree needed is larger than ``degree_needed``).
     time_flops_cap : the fast gradient is run (and timed) only below this many flops.
@@ -146,11 +151,11 @@ def run_phase(
     _check_grid(n_values, c_values)
     rows: list[dict[str, Any]] = []
     exact_times: dict[int, float] = {}
-    for i, n in enumerate(n_values):
+    for n in n_values:
         dim = d_of_n(n) if d is None else d
-        for j, c in enumerate(c_values):
+        for c in c_values:
             B = c * math.sqrt(math.log(n))
-            inst = AttentionInstance.random(n=n, d=dim, B=B, seed=seed + 1000 * i + j)
+            inst = AttentionInstance.random(n=n, d=dim, B=B, seed=point_seed(seed, n, c))
             R = fast.score_range(inst)
             R_grid = fast.grid_up(R)
             row: dict[str, Any] = {"n": n, "log2_n": int(round(math.log2(n))), "d": dim, "c": c, "B": B, "R": R}
@@ -264,9 +269,12 @@ def threshold(rows: Sequence[dict[str, Any]]) -> dict[int, float]:
     return out
 
 
-def plot_phase(rows: Sequence[dict[str, Any]], png: str, svg: str | None = None) -> None:
+def plot_phase(rows: Sequence[dict[str, Any]], png: Any, svg: Any = None) -> None:
     """Draw the experiment: (a) the ``(n, B)`` plane with the threshold and ``sqrt(ln n)`` curves,
-    (b) the cost exponent against ``c = B / sqrt(ln n)``, (c) the error at rank budget ``n^0.5``."""
+    (b) the cost exponent against ``c = B / sqrt(ln n)``, (c) the error at rank budget ``n^0.5``.
+
+    ``png`` and ``svg`` are file names or binary files.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -305,9 +313,9 @@ def plot_phase(rows: Sequence[dict[str, Any]], png: str, svg: str | None = None)
         "Polynomial-method attention gradient (AS24 Thm D.6) on random instances: "
         "cheap below B ~ c* sqrt(ln n), hopeless above"
     )
-    fig.savefig(png, dpi=120)
+    fig.savefig(png, dpi=120, format="png")
     if svg is not None:
-        fig.savefig(svg)
+        fig.savefig(svg, format="svg")
 
 
 def _panel_plane(ax: Any, rows: Sequence[dict[str, Any]], ns: Sequence[int]) -> None:

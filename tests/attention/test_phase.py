@@ -56,3 +56,23 @@ def test_bad_grid():
         run_phase([2], [1.0])
     with pytest.raises(InvalidInstance, match="c_values"):
         run_phase([2**10], [-1.0])
+
+
+def test_cli_writes_what_the_library_computes(rows, tmp_path):
+    pytest.importorskip("matplotlib")
+    from reductions.cli import main
+
+    out, png = tmp_path / "p.csv", tmp_path / "p.png"
+    argv = ["phase", "--quick", "--kind", "chebyshev", "-o", str(out), "--plot", str(png)]
+    assert main(argv) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("# provenance ") and '"seed": 0' in lines[0]
+    parsed = list(csv.DictReader(lines[1:]))
+    assert tuple(parsed[0]) == COLUMNS and len(parsed) == 8
+    for got in parsed:  # the same point (n, c) gets the same instance in any grid
+        for want in rows:
+            if want["n"] == int(got["n"]) and want["c"] == float(got["c"]):
+                assert int(got["degree_needed"]) == want["degree_needed"]
+                assert float(got["R"]) == want["R"]
+    assert png.exists() and png.with_suffix(".svg").exists()
+    assert main(argv) == 2  # no overwrite without --force
