@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from attention.errors import FinegrainError
 
@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from reductions.errors import VerificationFailed
 
+    restore = _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except VerificationFailed as exc:
@@ -78,7 +79,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     finally:
+        restore()
         common.CURRENT_ARGV = None
+
+
+def _terminate_as_interrupt() -> Callable[[], None]:
+    """Make SIGTERM raise KeyboardInterrupt, like SIGINT (main thread only); returns the undo.
+
+    So ``kill PID`` takes the same path as Ctrl-C: atomic writes delete their temporary
+    file, and the command exits with status 130 and one line instead of dying mid-write.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":  # pragma: no cover
