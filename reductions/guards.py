@@ -45,7 +45,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from attention.errors import ResourceError
 
@@ -59,6 +59,8 @@ KSAT_BLOCK_BYTES = 10
 #: (measured: ``benchmarks/soak.py`` prints estimate and peak RSS side by side).
 ATTENTION_RESIDENT = 8
 ATTENTION_TRANSIENT = 12
+#: Bytes of a chain not proportional to its sizes (Python objects, logs, small arrays).
+OVERHEAD = 8 * 2**20
 
 OV_ALTERNATIVE = (
     "generate the OV vectors block by block instead of storing them: "
@@ -254,8 +256,12 @@ def attention_footprint(n: int, n_k: int, d: int, what: str = "") -> Footprint:
 
 
 def _as_int(value: Any) -> int | None:
+    if value is None:
+        return None
     try:
         number = float(value)
+    except OverflowError:  # an integer beyond float64: too large to build anyway
+        return 2**62
     except (TypeError, ValueError):
         return None
     return int(math.ceil(number)) if math.isfinite(number) else None
@@ -279,42 +285,88 @@ def node_footprint(problem: str, params: dict[str, Any]) -> Footprint | None:
     return None
 
 
+_COMPILED: dict[tuple[str, ...], list[dict[str, Callable[..., float]]]] = {}
+
+
+def _compiled(rules: Sequence[Any]) -> list[dict[str, Callable[..., float]]]:
+    """The composed size formulas of every node after the first, as fast callables (cached per path).
+
+    ``compose_formulas`` (the rules' own sympy formulas, substituted along the path) compiled by
+    ``sympy.lambdify``: evaluating them costs microseconds, so every rule application can be
+    checked.
+    """
+    key = tuple(rule.name for rule in rules)
+    if key not in _COMPILED:
+        import sympy
+
+        from reductions.registry import compose_formulas, problem_symbols
+
+        symbols = problem_symbols(rules[0].source)
+        args = [symbols[name] for name in symbols]
+        _COMPILED[key] = [
+            {name: sympy.lambdify(args, expr, modules="math") for name, expr in node.items()}
+            for node in compose_formulas(list(rules))[1:]
+        ]
+    return _COMPILED[key]
+
+
+def _evaluate(formulas: dict[str, Callable[..., float]], values: list[Any]) -> dict[str, float]:
+    out = {}
+    for name, formula in formulas.items():
+        try:
+            out[name] = formula(*values)
+        except (ValueError, TypeError, OverflowError, ZeroDivisionError):  # not determined by these values
+            continue
+    return out
+
+
 def chain_footprints(rules: Sequence[Any], instance: Any) -> list[Footprint]:
     """Footprints of every node a chain of rules would build from ``instance``.
 
     Sizes come from the rules' own formulas (:func:`reductions.registry.compose_formulas`)
     evaluated at the instance's measured parameters; nodes without a size estimate are
-    skipped.  k-SAT -> OV uses :func:`ksat_to_ov_footprint` (it adds the generator's
-    temporaries).
+    skipped.  A first step k-SAT -> OV uses :func:`ksat_to_ov_footprint` (it adds the
+    generator's temporaries) and is refused above the generator's own limit
+    (:data:`reductions.rules.ksat_to_ov.MAX_SIDE_BITS`).
     """
-    from reductions.registry import compose_formulas, evaluate, measure
+    from reductions.registry import measure, problem_symbols
 
     if not rules:
         return []
-    source = rules[0].source
-    measured = measure(source, instance)
+    try:
+        measured = measure(rules[0].source, instance)
+    except Exception:  # not an instance of the source problem: the rule itself refuses it clearly
+        return []
+    values = [measured[name] for name in problem_symbols(rules[0].source)]
     out = []
-    for rule, formulas in zip(rules, compose_formulas(list(rules))[1:]):
-        values = {}
-        for name, expr in formulas.items():
-            try:
-                values[name] = evaluate(expr, measured)
-            except Exception:  # a formula the instance's parameters do not determine
-                continue
-        if rule.source == "ksat" and rule.target == "ov" and source == "ksat" and rule is rules[0]:
+    for k, (rule, formulas) in enumerate(zip(rules, _compiled(rules))):
+        if k == 0 and rule.source == "ksat" and rule.target == "ov":
             footprint = ksat_to_ov_footprint(int(measured["N"]), int(measured["m"]))
+            _require_side_limit(int(measured["N"]), footprint)
         else:
-            footprint = node_footprint(rule.target, values)
+            footprint = node_footprint(rule.target, _evaluate(formulas, values))
         if footprint is not None:
             out.append(footprint)
     return out
 
 
+def _require_side_limit(N: int, footprint: Footprint) -> None:
+    """The k-SAT -> OV generator's own limit, refused here with the estimate and the alternative."""
+    from reductions.rules.ksat_to_ov import MAX_SIDE_BITS, split_point
+
+    if split_point(N) > MAX_SIDE_BITS:
+        raise ResourceError(
+            f"{footprint.what} needs about {_gb(footprint.peak)}, beyond the generator's limit of "
+            f"2^{MAX_SIDE_BITS} vectors per side (reductions.rules.ksat_to_ov.MAX_SIDE_BITS); {OV_ALTERNATIVE}"
+        )
+
+
 def chain_peak(footprints: Sequence[Footprint]) -> int:
-    """Every node stays referenced by the composed reduction: sum of residents + largest transient."""
+    """Every node stays referenced by the composed reduction: sum of residents + largest transient
+    + :data:`OVERHEAD` (the Python objects, decoder logs and small arrays around them)."""
     if not footprints:
         return 0
-    return sum(f.resident for f in footprints) + max(f.transient for f in footprints)
+    return sum(f.resident for f in footprints) + max(f.transient for f in footprints) + OVERHEAD
 
 
 def check_chain(rules: Sequence[Any], instance: Any, available: int | None = None) -> list[Footprint]:

@@ -330,6 +330,9 @@ class Rule:
     doc: str = ""
 
     def __call__(self, instance: Any, **options: Any) -> Reduced:
+        from reductions.guards import check_chain
+
+        check_chain([self], instance)  # ResourceError before building what would not fit in memory
         red = self.apply(instance, **options)
         red.rule = self.name
         return red
@@ -658,7 +661,10 @@ class ComposedRule:
         return self.rules[-1].target
 
     def __call__(self, instance: Any, **options: Any) -> ComposedReduced:
+        from reductions.guards import check_chain
+
         per_rule = _split_options(self.rules, options)
+        check_chain(self.rules, instance)  # the whole chain's memory, before its first step runs
         steps: list[Reduced] = []
         current = instance
         for rule, opts in zip(self.rules, per_rule):

@@ -99,6 +99,7 @@ OV_TEXT = [
     Case("ov", "meta_not_object.ov", _text(b'c meta [1, 2]\n1 1 2\n01\n10\n'), "FormatError", "must hold a JSON object"),
     Case("ov", "meta_twice.ov", _text(b'c meta {}\nc meta {}\n1 1 2\n01\n10\n'), "FormatError", "second 'c meta' line"),
     Case("ov", "meta_nan.ov", _text(b'c meta {"x": NaN}\n1 1 2\n01\n10\n'), "FormatError", "line 1"),
+    Case("ov", "meta_float_overflow.ov", _text(b'c meta {"x": 1e400}\n1 1 2\n01\n10\n'), "FormatError", "line 1"),
     Case("ov", "meta_deeply_nested.ov", _text(b"c meta " + DEEP.encode() + b"\n1 1 2\n01\n10\n"), "FormatError", "'c meta' is not followed by valid JSON"),
     Case("ov", "binary_garbage.ov", _text(bytes(range(256)) * 4), "FormatError", "expected the header"),
     Case("ov", "nul_in_vector.ov", _text(b"1 1 3\n0\x001\n100\n"), "FormatError", "line 2: character 2"),

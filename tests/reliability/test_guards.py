@@ -1,0 +1,161 @@
+"""Memory guards: instances that would not fit are refused up front, with the estimate and a way out.
+
+The estimates are checked against the memory really allocated (tracemalloc's peak of live
+numpy and Python allocations) on small sizes, the refusals at the issue's example (k-SAT ->
+OV with N = 60) and at a chain whose attention step would need ~100 GB (N = 40), in the
+library and on the CLI; the k-SAT -> OV rule's own limit (``MAX_SIDE_BITS``) and the guard
+agree.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+import reductions.guards as guards
+from attention.errors import InvalidInstance, ResourceError
+from reductions.cli import main
+from reductions.generators.ksat import random_ksat
+from reductions.problems.cnf import make_cnf
+from reductions.registry import find_path, reduce
+from reductions.rules import ksat_to_ov
+
+GB = 10**9
+
+
+def formula(N: int, m: int) -> object:
+    """A formula with N variables (header count) and m clauses, built without any big allocation."""
+    return make_cnf([[1, -2, 3]] * m, nv=N)
+
+
+def test_available_memory_reads_meminfo(tmp_path):
+    fake = tmp_path / "meminfo"
+    fake.write_text("MemTotal:       24684092 kB\nMemFree:  100 kB\nMemAvailable:   1000 kB\n")
+    assert guards._meminfo_available(fake) == 1000 * 1024
+    assert guards._meminfo_available(tmp_path / "missing") is None
+    assert 0 < guards.available_memory() <= 2**62
+
+
+def test_require_memory_names_estimate_availability_and_alternative():
+    guards.require_memory(10**6, "a small thing", "n/a", available=10**9)
+    with pytest.raises(ResourceError) as info:
+        guards.require_memory(5 * GB, "a big thing", "do something smaller", available=2 * GB)
+    message = str(info.value)
+    assert "a big thing needs about 5 GB" in message and "1.8 GB are available" in message
+    assert message.endswith("do something smaller")
+
+
+def _peak_allocation(run) -> tuple[object, int]:
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_issue_example_ksat_to_ov_with_60_variables_is_refused_up_front():
+    cnf = formula(60, 255)
+    for run in (lambda: reduce(cnf, to="ov"), lambda: ksat_to_ov.reduce(cnf), lambda: reduce(cnf, to="gradient")):
+        with pytest.raises(ResourceError) as info:
+            _peak_allocation(run)
+        message = str(info.value)
+        assert "N = 60" in message and "GB" in message and "solve_cnf_distributed" in message
+    tracemalloc.start()
+    with pytest.raises(ResourceError):
+        reduce(cnf, to="ov")
+    assert tracemalloc.get_traced_memory()[1] < 20 * 2**20  # nothing of the 2^30-vector sides was allocated
+    tracemalloc.stop()
+
+
+def test_the_guard_and_the_rules_own_limit_agree():
+    """Above 2^MAX_SIDE_BITS vectors per side both refuse; the guard also names the alternative."""
+    N = 2 * ksat_to_ov.MAX_SIDE_BITS + 1          # ceil(N/2) = MAX_SIDE_BITS + 1
+    cnf = formula(N, 1)
+    with pytest.raises(ResourceError, match="limit of 2\\^26 vectors per side.*solve_cnf_distributed"):
+        guards.chain_footprints(find_path("ksat", "ov"), cnf)
+    with pytest.raises(ResourceError, match="vectors per side"):
+        ksat_to_ov.reduce.rule.apply(cnf)           # the rule alone, without the guard
+    below = formula(2 * ksat_to_ov.MAX_SIDE_BITS, 1)
+    assert guards.chain_footprints(find_path("ksat", "ov"), below)  # within the limit: an estimate
+
+
+def test_below_the_rules_limit_the_available_memory_decides(monkeypatch):
+    cnf = random_ksat(20, 85, 3, seed=1)
+    needed = guards.chain_peak([guards.ksat_to_ov_footprint(20, 85)])
+    monkeypatch.setattr(guards, "available_memory", lambda: int(needed / guards.HEADROOM) - 1)
+    with pytest.raises(ResourceError, match=r"k-SAT -> OV with N = 20 variables and m = 85 clauses"):
+        ksat_to_ov.reduce(cnf)
+    monkeypatch.setattr(guards, "available_memory", lambda: int(needed / guards.HEADROOM) + 2)
+    assert ksat_to_ov.reduce(cnf).target.n_U == 2**10
+
+
+def test_a_chain_whose_attention_step_does_not_fit_is_refused_before_its_first_step():
+    cnf = formula(40, 170)
+    footprints = guards.chain_footprints(find_path("ksat", "gradient"), cnf)
+    assert [f.resident < f.transient + f.resident for f in footprints] == [True, True]
+    assert guards.chain_peak(footprints) > 50 * GB
+    with pytest.raises(ResourceError, match="largest step: an attention instance with n = 2097152"):
+        _, peak = _peak_allocation(lambda: reduce(cnf, to="gradient"))
+    tracemalloc.start()
+    with pytest.raises(ResourceError):
+        reduce(cnf, to="gradient")
+    assert tracemalloc.get_traced_memory()[1] < 20 * 2**20  # the 2^20-vector OV step was not built either
+    tracemalloc.stop()
+
+
+def test_the_cli_refuses_with_one_line(tmp_path, capsys):
+    path = tmp_path / "big.cnf"
+    path.write_text("p cnf 40 170\n" + "1 -2 3 0\n" * 170)
+    for argv in (["reduce", str(path), "--to", "gradient", "-o", str(tmp_path / "out.npz")],
+                 ["verify", str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and "GB" in err[0] and "available" in err[0]
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_bad_input_still_gets_the_rules_own_error():
+    with pytest.raises(InvalidInstance, match="pysat.formula.CNF"):
+        ksat_to_ov.reduce("not a formula")
+
+
+@pytest.mark.parametrize("N, m", [(16, 68), (22, 94)])
+def test_the_ksat_to_ov_estimate_covers_what_is_allocated(N, m):
+    cnf = random_ksat(N, m, 3, seed=2)
+
+    def build():
+        ov = ksat_to_ov.reduce(cnf).target
+        return ov.U_packed, ov.V_packed
+
+    _, peak = _peak_allocation(build)
+    footprint = guards.ksat_to_ov_footprint(N, m)
+    assert guards.chain_footprints(find_path("ksat", "ov"), cnf) == [footprint]
+    assert peak <= guards.chain_peak([footprint]) <= 4 * peak + guards.OVERHEAD
+
+
+def test_the_route_estimate_covers_what_is_allocated():
+    """k-SAT -> OV -> gradient (the default route) reduced and decoded with the exact oracle."""
+    import attention
+
+    cnf = random_ksat(12, 51, 3, seed=3)
+    rules = find_path("ksat", "gradient")
+
+    def route():
+        red = reduce(cnf, to="gradient")
+        return red.lift(lambda inst: attention.gradient(inst))
+
+    _, peak = _peak_allocation(route)
+    estimate = guards.chain_peak(guards.chain_footprints(rules, cnf))
+    assert peak <= estimate <= 10 * peak + guards.OVERHEAD
+
+
+def test_node_footprints_for_each_problem():
+    assert guards.node_footprint("ov", {"n_U": 4, "n_V": 4, "m": 3}).resident == 8 * 3 + 8 * 8
+    fp = guards.node_footprint("gradient", {"n": 8, "n_k": 8, "d": 10})
+    assert fp.resident == guards.ATTENTION_RESIDENT * 8 * 8 * 10
+    assert guards.node_footprint("maxip", {"n_U": 4}) is None
+    assert guards.node_footprint("gradient", {"n": 8}) is None
+    assert guards.chain_peak([fp, fp]) == 2 * fp.resident + fp.transient + guards.OVERHEAD
