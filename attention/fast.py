@@ -60,19 +60,30 @@ min_k h_kl``, ``alpha_b = max_k |A2c_kb|``): since ``f~ = f (1 + e)`` with ``|e|
     |Att~ - Att|_jl <= eta W_l / 2 + float64 terms .
 
 This is THEORY 5.4's ``n alpha1 alpha2 eta ||h|| (3 ||c|| + 2 ||h||)`` with the row sums
-kept, computed in ``O(n d^2)`` during the pass.  On random instances it exceeds the
-measured error by about ``sqrt(n)`` (the errors of the rows do not all add up), so the
-degree needed for a guaranteed ``eps`` grows slowly with ``n``.
+kept, computed in ``O(n d^2)`` during the pass.  It is rigorous for every sign pattern of
+the errors; on random instances, whose gradient is ``O(1)`` by cancellation while the
+summed terms are ``O(n)``, it exceeds the measured error (about ``delta`` relative to
+``max |G|``) by a factor of order ``10 n``.
 
 **Float64 floor** (THEORY 5.5).  A feature inner product sums terms up to
 ``P_abs = sum_t |c_t| R^t ~ e^R`` while the smallest value is ``~e^-R``; each computed sum
 over ``m`` terms carries a relative error ``tau = gamma_m e^R P_abs / (1 - delta')``
-(``gamma_m = m u / (1 - m u)``, ``m = n + n_k + r + 2d + 8``), the features ``gamma_{3g+4}
-e^R P_abs``, the scores ``2 gamma_{d+1} R_abs``.  These enter the bound (per row
-``tau (4 sum ||h_l||^2 + 9 sum |c~_jl| ||h_l|| + 4 |r~_j|)``).  When they alone exceed
-what ``eps`` allows the request is below the float64 floor: with ``precision="auto"`` the
+(``gamma_m = m u / (1 - m u)``, ``m = n + n_k + r + 2d + 8``, worst-case summation), the
+feature products ``gamma_{3g+4} e^R P_abs`` (coefficient rounding included), the scores
+``A1 X``, ``A2 - k0`` ``exp(2 gamma_{d+2} R_abs) - 1``.  These enter the bound, per row
+``tau (6 sum_l v_l^2 + 11 sum_l |c~_jl| v_l + 4 |r~_j|)`` with ``v_l = max_k (|A3| |Y|)_kl``
+(which also covers the rounding of ``h = A3 Y``).  In the default mode the entries' rounding
+must stay below ``eps / 4``; with ``certify`` the rounding part of the bound must fit half of
+the allowed error.  When it does not, the request is below the float64 floor: with
+``precision="auto"`` the
 same algorithm runs on mpmath numbers (object arrays) when ``(n + n_k) r (d+1)^2 <=``
 :data:`MP_WORK_LIMIT`, otherwise :class:`~attention.errors.PrecisionError` is raised.
+
+**Departures from AS24 Section D.**  ``q = c h^T`` (its Lemma D.3 writes ``h c^T``); ``r~``
+from the ``O(n d)`` identity instead of ``O(n k1 k2)``; the ``p1``, ``p2`` factors are never
+formed, the contraction goes through ``Z`` (same flops as 5.2 step 6, one GEMM per block);
+the polynomial is the relative-minimax one on the instance's shifted score range rather
+than AA22's on ``[0, B^2]``; the ``1/d`` factor is kept (THEORY 0.1).
 
 **Refusals.**  :class:`~attention.errors.ResourceError` when the degree needed has
 ``C(d + g, g) > max_rank`` (never a silent quadratic run); ``PrecisionError`` below the

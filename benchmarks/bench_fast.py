@@ -17,7 +17,9 @@ Printed: the time per n and the least-squares slope of ``log t`` against ``log n
 ``n = 2^16`` the speed-up exact / fast, the measured error against the exact gradient
 relative to ``max |dL/dX|`` and the stated bounds; for ``d in {2, 4, 8}`` and
 ``B in {0.5, 1, 2}`` the smallest power of two ``n`` at which the fast gradient is faster
-(searched up to ``2^15``; beyond, the cost model's ``n* = r (d+1)^2 / (2 d)`` is printed).
+(searched up to ``2^15``; a win counts when the next doubling wins too; where the method
+refuses (rank above ``max_rank``) or no crossing is found, the cost model's
+``n* = r (d+1)^2 / (2 d)`` is printed).
 
 Floors (issue 5): slope <= 1.15; at ``n = 2^16`` fast >= 10x faster, and the measured error
 within the stated bound.  Exit status 1 when a floor is missed (in ``--quick`` the speed-up
@@ -38,6 +40,7 @@ import numpy as np
 
 from attention import AttentionInstance, ResourceError, fast, oracle
 from attention.features import rank
+from attention.polynomials import smallest_degree
 
 EPS = 1e-6
 SLOPE_FLOOR = 1.15
@@ -93,24 +96,32 @@ def scaling(ns: list[int], exact_n: int, repeat: int) -> dict[str, Any]:
 
 
 def crossover(d: int, B: float, n_max: int, exact_budget: float) -> dict[str, Any]:
-    """The smallest power of two n where the fast gradient beats the exact oracle (both timed here)."""
-    n = 32
-    tried = []
+    """The smallest power of two n from which the fast gradient beats the exact oracle (both timed here).
+
+    Small-n timings are dominated by fixed costs and the machine is shared, so a win counts
+    only when the next doubling wins too (the cost model says the advantage then keeps
+    growing like n).
+    """
+    n, tried, previous = 32, [], False
     while n <= n_max:
         inst = AttentionInstance.random(n=n, d=d, B=B, seed=7 * n + d)
         try:
             fast.gradient(inst, eps=EPS)
-        except ResourceError as exc:
-            return {"d": d, "B": B, "crossover_n": None, "note": str(exc).split(";")[0], "tried": tried}
-        res, t_fast = best_time(lambda: fast.gradient(inst, eps=EPS), 2)
-        _, t_exact = best_time(lambda: exact(inst), 2 if n <= 4096 else 1)
+        except ResourceError:
+            g = smallest_degree(fast.grid_up(fast.score_range(inst)), EPS / 2)
+            r = rank(d, g)
+            return {"d": d, "B": B, "crossover_n": None, "refused": True, "rank": r, "predicted_n": r * (d + 1) ** 2 / (2 * d)}
+        res, t_fast = best_time(lambda: fast.gradient(inst, eps=EPS), 3)
+        _, t_exact = best_time(lambda: exact(inst), 3 if n <= 4096 else 1)
         tried.append({"n": n, "fast_s": t_fast, "exact_s": t_exact, "rank": res.info["rank"]})
-        if t_fast < t_exact:
-            return {"d": d, "B": B, "crossover_n": n, "rank": res.info["rank"], "tried": tried}
+        wins = t_fast < t_exact
+        if wins and previous:
+            return {"d": d, "B": B, "crossover_n": n // 2, "rank": res.info["rank"], "tried": tried}
+        previous = wins
         if t_exact > exact_budget:
             break
         n *= 2
-    r = tried[-1]["rank"] if tried else rank(d, 7)
+    r = tried[-1]["rank"]
     return {"d": d, "B": B, "crossover_n": None, "predicted_n": r * (d + 1) ** 2 / (2 * d), "rank": r, "tried": tried}
 
 
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     cross_b = CROSS_B[:2] if args.quick else CROSS_B
     n_max, budget = (2**12, 5.0) if args.quick else (2**15, 60.0)
     print(f"crossover n (fast faster than exact; n = 32, 64, ... <= {n_max}):")
-    print("    d \\ B " + "".join(f"{b:>22g}" for b in cross_b))
+    print("    d \\ B " + "".join(f"{b:>30g}" for b in cross_b))
     report["crossover"] = []
     for d in cross_d:
         cells = []
@@ -150,11 +161,11 @@ def main(argv: list[str] | None = None) -> int:
             report["crossover"].append(cell)
             if cell["crossover_n"] is not None:
                 cells.append(f"n = {cell['crossover_n']} (r = {cell['rank']})")
-            elif "predicted_n" in cell:
-                cells.append(f"> {n_max}, n* ~ {cell['predicted_n']:.3g}")
+            elif cell.get("refused"):
+                cells.append(f"refused: r = {cell['rank']}, n* ~ {cell['predicted_n']:.2g}")
             else:
-                cells.append("refused: rank > max_rank")
-        print(f"    {d:5d}   " + "".join(f"{c:>22s}" for c in cells))
+                cells.append(f"> {n_max}, n* ~ {cell['predicted_n']:.2g}")
+        print(f"    {d:5d}   " + "".join(f"{c:>30s}" for c in cells))
     ok_slope = sc["slope"] <= SLOPE_FLOOR
     ok_speed = at["speedup"] >= SPEEDUP_FLOOR
     ok_error = bool(at["within_bound"]) and at["measured_error_rel"] <= EPS
