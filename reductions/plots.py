@@ -264,7 +264,8 @@ def plot_scaling(
     The exact oracle costs ``~8 n^2 d`` flops (THEORY 0.1, slope 2); the polynomial method
     ``~4 n r d^2`` with rank ``r = C(d+g, g)`` independent of n at fixed (d, B, eps)
     (THEORY 5.2, slope 1).  The legend shows the least-squares slope of each curve
-    (:func:`fit_slope`); when both curves are present the figure also marks the measured
+    (:func:`fit_slope`) over its larger half of n (:func:`asymptotic`: small n measure fixed
+    costs); when both curves are present the figure also marks the measured
     crossover (from which n on the fast method is faster) when it lies inside the measured range.
     """
     series = {name: sorted((float(n), float(t)) for n, t in pts) for name, pts in timings.items() if pts}
@@ -276,10 +277,11 @@ def plot_scaling(
         colour, marker = _METHOD_STYLE.get(name, ("#e9c46a", "D"))
         ns, ts = [p[0] for p in pts], [p[1] for p in pts]
         label = name
-        if len({*ns}) >= 2:
-            slope, intercept = fit_slope(ns, ts)
-            label = f"{name}: slope {slope:.2f}"
-            grid = [min(ns), max(ns)]
+        fit = asymptotic(pts)
+        if len({n for n, _ in fit}) >= 2:
+            slope, intercept = fit_slope([p[0] for p in fit], [p[1] for p in fit])
+            label = f"{name}: slope {slope:.2f} (fit over n >= {fit[0][0]:g})"
+            grid = [fit[0][0], max(ns)]
             ax.plot(grid, [math.exp(intercept) * n**slope for n in grid], color=colour, lw=1, ls="--", alpha=0.8)
         ax.plot(ns, ts, color=colour, marker=marker, lw=0, ms=6, label=label)
     cross = crossover(series.get("exact", []), series.get("fast", []))
@@ -293,6 +295,27 @@ def plot_scaling(
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", framealpha=0.9)
     return save_figure(fig, path, force=force, provenance=provenance)
+
+
+def asymptotic(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points a slope is fitted to: the larger half of the distinct n (all, if fewer than 4).
+
+    Small n are dominated by fixed costs (calls, polynomial set-up), which bend a log-log
+    curve; the growth rate shows at large n.
+
+    Examples
+    --------
+    >>> asymptotic([(1, 1.0), (2, 1.0), (4, 2.0), (8, 8.0)])
+    [(4, 2.0), (8, 8.0)]
+    >>> asymptotic([(1, 1.0), (2, 4.0)])
+    [(1, 1.0), (2, 4.0)]
+    """
+    ordered = sorted(points)
+    sizes = sorted({n for n, _ in ordered})
+    if len(sizes) < 4:
+        return ordered
+    cut = sizes[len(sizes) // 2]
+    return [p for p in ordered if p[0] >= cut]
 
 
 def crossover(exact: Sequence[tuple[float, float]], fast: Sequence[tuple[float, float]]) -> float | None:

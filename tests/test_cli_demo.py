@@ -189,3 +189,49 @@ def test_bench_list_names_every_benchmark(fake_benchmarks, capsys):
 
 def test_bench_finds_the_checkouts_benchmarks():
     assert bench.benchmarks_dir() == Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+FAKE_FAST = '''
+"""Fake fast benchmark: bench_fast.py's JSON layout, with power-law timings."""
+import argparse, json, pathlib
+parser = argparse.ArgumentParser()
+parser.add_argument("--quick", action="store_true")
+parser.add_argument("--json")
+args = parser.parse_args()
+pathlib.Path(__file__).with_name("ran").write_text("yes")
+rows = [{"n": n, "fast_s": 1e-6 * n} for n in (4096, 8192, 16384)]
+rows[-1]["exact_s"] = 1e-9 * 16384**2
+tried = [{"n": n, "fast_s": 1e-6 * n + 1e-3, "exact_s": 1e-9 * n * n + 1e-4} for n in (32, 64, 128, 256, 512)]
+other = [{"n": 32, "fast_s": 9.0, "exact_s": 9.0}]  # another (d, B): not drawn
+data = {"scaling": {"rows": rows}, "crossover": [{"d": 4, "B": 1.0, "tried": tried}, {"d": 2, "B": 1.0, "tried": other}]}
+json.dump(data, open(args.json, "w"))
+'''
+
+
+def test_bench_fast_plot_draws_the_scripts_timings_with_fitted_slopes(fake_benchmarks, tmp_path, capsys):
+    import html
+
+    from reductions.plots import asymptotic
+
+    (fake_benchmarks / "bench_fast.py").write_text(FAKE_FAST)
+    out = tmp_path / "scaling.svg"
+    assert main(["bench", "fast", "--plot", str(out)]) == 0
+    text = html.unescape(out.read_text())
+    exact = [(n, 1e-9 * n * n + 1e-4) for n in (32, 64, 128, 256, 512)] + [(16384, 1e-9 * 16384**2)]
+    fast = [(n, 1e-6 * n + 1e-3) for n in (32, 64, 128, 256, 512)] + [(n, 1e-6 * n) for n in (4096, 8192, 16384)]
+    for name, pts in (("exact", exact), ("fast", fast)):
+        fit = asymptotic(pts)
+        slope = np.polyfit(np.log([p[0] for p in fit]), np.log([p[1] for p in fit]), 1)[0]
+        assert f"{name}: slope {slope:.2f} (fit over n >= {fit[0][0]:g})" in text
+    assert f"wrote {out}" in capsys.readouterr().err
+
+
+def test_bench_plot_is_refused_before_running(fake_benchmarks, tmp_path, capsys):
+    (fake_benchmarks / "bench_fast.py").write_text(FAKE_FAST)
+    out = tmp_path / "scaling.png"
+    out.write_bytes(b"keep")
+    assert main(["bench", "fast", "--plot", str(out)]) == 2
+    assert main(["bench", "oracle", "--plot", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "--force" in err[0] and "run finegrain bench fast --plot FILE" in err[1]
+    assert out.read_bytes() == b"keep" and not (fake_benchmarks / "ran").exists()

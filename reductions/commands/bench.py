@@ -70,6 +70,36 @@ def run_benchmark(name: str, quick: bool, bar: Any, json_out: Path | None) -> in
     return proc.returncode
 
 
+#: The setting of bench_fast.py's scaling run, whose timings --plot draws.
+FAST_D, FAST_B = 4, 1.0
+
+
+def fast_timings(data: dict[str, Any], d: int = FAST_D, B: float = FAST_B) -> dict[str, list[tuple[float, float]]]:
+    """``{"exact": [(n, s)], "fast": [(n, s)]}`` from bench_fast.py's JSON at one ``(d, B)``.
+
+    Both the scaling rows (fast at every n, exact where measured) and the crossover search's
+    rows at the same ``(d, B)`` (both methods, small n) are used: random instances of the
+    same distribution, timed in the same run.
+    """
+    rows = list(data.get("scaling", {}).get("rows", []))
+    for cell in data.get("crossover", []):
+        if cell.get("d") == d and cell.get("B") == B:
+            rows += cell.get("tried", [])
+    return {
+        method: sorted((float(r["n"]), float(r[f"{method}_s"])) for r in rows if r.get(f"{method}_s") is not None)
+        for method in ("exact", "fast")
+    }
+
+
+def _check_plot(path: str, force: bool, names: list[str]) -> None:
+    from reductions.plots import check_plot_path
+
+    if "fast" not in names:
+        raise FinegrainError("--plot draws the fast benchmark's timings: run finegrain bench fast --plot FILE")
+    check_plot_path(path)
+    check_output_path(path, force)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
@@ -86,7 +116,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--json", action="store_true", help="print the measurements as one JSON object")
     parser.add_argument("-o", "--output", help="also write the measurements (JSON, with provenance) to this file")
-    parser.add_argument("--force", action="store_true", help="overwrite the output file")
+    parser.add_argument("--plot", metavar="FILE", help="with fast: time vs n, exact vs fast, log-log with slopes (.png/.svg)")
+    parser.add_argument("--force", action="store_true", help="overwrite the output and plot files")
     parser.set_defaults(func=run)
 
 
@@ -100,8 +131,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:<12} {describe(name)}")
         return 0
     out = check_output_path(args.output, args.force) if args.output else None
+    if args.plot:
+        _check_plot(args.plot, args.force, names)
     paths = [script(name) for name in names]  # refuse a missing script before running anything
-    collect = args.json or out is not None
+    collect = args.json or out is not None or bool(args.plot)
     results: dict[str, Any] = {}
     status = 0
     with tempfile.TemporaryDirectory() as tmp, progress(total=len(paths), desc="benchmarks", unit="script") as bar:
@@ -115,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
             if target is not None:
                 results[name] = json.loads(target.read_text(encoding="utf-8")) if target.exists() else None
             bar.update(1)
+    if args.plot and results.get("fast"):
+        from reductions.plots import plot_scaling
+
+        title = f"Attention gradient, d = {FAST_D}, B = {FAST_B:g}: exact oracle vs polynomial method"
+        plot_scaling(fast_timings(results["fast"]), args.plot, force=args.force, title=title)
+        message(f"wrote {args.plot}")
     if collect:
         record = {"provenance": provenance(None, quick=args.quick), "benchmarks": results}
         if out is not None:
