@@ -31,6 +31,7 @@ MODULES: list[tuple[str, str]] = [
     ("attention.fast", "the polynomial-method gradient (AS24 Section D)"),
     ("attention.polynomials", "polynomial approximations of exp with certified relative error"),
     ("attention.features", "the feature maps phi, psi of rank C(d+g, g)"),
+    ("attention.phase", "the phase-transition experiment around B ~ sqrt(ln n)"),
     ("reductions", "reduce and verify"),
     ("reductions.registry", "the reduction graph, paths, composition and size formulas"),
     ("reductions.verify", "end-to-end verification against ground truth"),
