@@ -25,6 +25,7 @@ norms of the inputs; see its Notes for the analysis and its assumptions.
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
@@ -345,23 +346,65 @@ def _ranges(start: int, stop: int, block: int) -> Iterator[tuple[int, int]]:
         yield lo, min(lo + block, stop)
 
 
-def default_block(n_k: int) -> int:
-    """Rows per block: ``max(1, DEFAULT_BLOCK_ELEMENTS // n_k)``, at most 4096."""
+KERNELS = ("auto", "fused", "numpy")
+#: ``kernel="auto"`` uses the fused kernel (compiled once per process, a few seconds) from
+#: this many key-side entries ``n_k * d`` on; below it the numpy kernel (no compilation).
+FUSED_MIN_KEY_ENTRIES = 2**16
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a call runs: kernel, rows per block, threads and the arithmetic."""
+
+    kernel: str
+    block: int
+    threads: int
+    dtype: np.dtype
+    prec: Precision
+
+
+def default_block(n_k: int, d: int = 64, kernel: str = "numpy") -> int:
+    """Rows per block (the bits of the result depend on it, the error bound does not).
+
+    numpy kernel: ``DEFAULT_BLOCK_ELEMENTS // n_k`` rows (at most 4096), large BLAS calls;
+    fused kernel: 64 rows for ``d > 16`` and 16 otherwise (measured best here), fewer when the
+    ``block x n_k`` buffer would exceed ``2^22`` entries (32 MiB), a multiple of 4.
+    """
+    if kernel == "fused":
+        rows = 64 if d > 16 else 16
+        return int(max(4, min(rows, (2**22 // max(n_k, 1)) // 4 * 4)))
     return int(min(4096, max(1, DEFAULT_BLOCK_ELEMENTS // max(n_k, 1))))
 
 
-def _check_options(instance: AttentionInstance, block: int | None, threads: int | None) -> tuple[int, int]:
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _positive(value: Any, name: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidInstance(f"{name}: expected a positive integer {what}, got {value!r}")
+    return int(value)
+
+
+def _plan(
+    instance: AttentionInstance, block: int | None, threads: int | None, dtype: Any, kernel: str
+) -> _Plan:
     if not isinstance(instance, AttentionInstance):
         raise InvalidInstance(f"instance: expected an AttentionInstance, got {type(instance).__name__}")
-    if block is None:
-        block = default_block(instance.n_k)
-    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
-        raise InvalidInstance(f"block: expected a positive integer number of rows, got {block!r}")
-    if threads is None:
-        threads = 1
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise InvalidInstance(f"threads: expected a positive integer, got {threads!r}")
-    return int(block), int(threads)
+    prec = precision(dtype)
+    if kernel not in KERNELS:
+        raise InvalidInstance(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
+    if kernel == "auto":
+        big = instance.n_k * instance.d >= FUSED_MIN_KEY_ENTRIES
+        kernel = "fused" if big and prec.name == "float64" else "numpy"
+    if kernel == "fused" and prec.name != "float64":
+        raise InvalidInstance("kernel: the fused kernel is float64 only; use kernel='numpy' for float32")
+    block = default_block(instance.n_k, instance.d, kernel) if block is None else block
+    threads = (_cores() if kernel == "fused" else 1) if threads is None else threads
+    return _Plan(
+        kernel=kernel, block=_positive(block, "block", "number of rows"),
+        threads=_positive(threads, "threads", "number of threads"), dtype=np.dtype(dtype), prec=prec,
+    )
 
 
 def _check_range(instance: AttentionInstance, start: int, stop: int) -> None:
@@ -391,20 +434,27 @@ def _require_finite(value: np.ndarray | float, what: str, prec: Precision) -> No
         )
 
 
-def _fold(
-    instance: AttentionInstance, start: int, stop: int, block: int, threads: int, dtype: np.dtype
-) -> tuple[np.ndarray, float]:
-    """Sum of the block partials over ``[start, stop)`` in block order (same bits for any threads)."""
-    keys = _keys(instance, dtype)
-    ranges = list(_ranges(start, stop, block))
+def _block_function(instance: AttentionInstance, plan: _Plan) -> Callable[[int, int], tuple[np.ndarray, float]]:
+    """``(lo, hi) -> (G_J, L_J)`` for the plan's kernel (the key side prepared once)."""
+    if plan.kernel == "fused":
+        from attention import kernels
 
-    def one(rg: tuple[int, int]) -> tuple[np.ndarray, float]:
-        lo, hi = rg
+        fused = kernels.FusedKeys.build(instance.A2, instance.A3 @ instance.Y)
+        return lambda lo, hi: kernels.block_terms(fused, instance.X, instance.A1[lo:hi], instance.E[lo:hi])
+    keys = _keys(instance, plan.dtype)
+
+    def numpy_block(lo: int, hi: int) -> tuple[np.ndarray, float]:
         G, L, _ = _block(keys, instance.A1[lo:hi], instance.E[lo:hi])
         return G, L
 
-    parts = _map_blocks(one, ranges, threads)
-    G = np.zeros((instance.d, instance.d), dtype=dtype)
+    return numpy_block
+
+
+def _fold(instance: AttentionInstance, start: int, stop: int, plan: _Plan) -> tuple[np.ndarray, float]:
+    """Sum of the block terms over ``[start, stop)`` in block order (same bits for any threads)."""
+    one = _block_function(instance, plan)
+    parts = _map_blocks(lambda rg: one(*rg), list(_ranges(start, stop, plan.block)), plan.threads)
+    G = np.zeros((instance.d, instance.d), dtype=plan.dtype)
     L = 0.0
     for Gp, Lp in parts:
         G += Gp
@@ -424,6 +474,7 @@ def gradient_partial(
     block: int | None = None,
     threads: int | None = None,
     dtype: Any = np.float64,
+    kernel: str = "auto",
 ) -> tuple[np.ndarray, float, float]:
     """The contribution of query rows ``[start, stop)`` to ``dL/dX`` and to ``L``.
 
@@ -438,7 +489,8 @@ def gradient_partial(
     partials in floating point adds at most ``gamma_{m-1} sum_J |G_J|`` entrywise (and
     ``gamma_{m-1} sum_J L_J`` to the loss).  A range is computed as blocks of ``block`` rows
     from ``start``, summed in order, so a partial over exactly one block of :func:`gradient`
-    has the same bits as that block's term inside :func:`gradient`.
+    has the same bits as that block's term inside :func:`gradient` (same ``kernel``; with
+    ``kernel="auto"`` the choice depends on ``n_k * d`` only, not on the rows).
 
     Examples
     --------
@@ -449,12 +501,11 @@ def gradient_partial(
     >>> bool(abs(G1 + G2 - full.gradient).max() <= e1 + e2 + full.error_bound)
     True
     """
-    block, threads = _check_options(instance, block, threads)
+    plan = _plan(instance, block, threads, dtype, kernel)
     _check_range(instance, start, stop)
-    prec = precision(dtype)
-    G, L = _fold(instance, int(start), int(stop), block, threads, np.dtype(dtype))
-    _require_finite(G, "the gradient", prec)
-    return G, L, _bounds(instance, start, stop, prec).gradient
+    G, L = _fold(instance, int(start), int(stop), plan)
+    _require_finite(G, "the gradient", plan.prec)
+    return G, L, _bounds(instance, start, stop, plan.prec).gradient
 
 
 def gradient(
@@ -463,17 +514,22 @@ def gradient(
     block: int | None = None,
     threads: int | None = None,
     dtype: Any = np.float64,
+    kernel: str = "auto",
 ) -> GradientResult:
     """``dL/dX`` (d x d) in ``dtype`` arithmetic, in blocks of query rows, with its guaranteed error.
 
     Parameters
     ----------
     instance : the attention instance.
-    block : query rows per block (default ``DEFAULT_BLOCK_ELEMENTS // n_k``, at most 4096);
-        memory ``O((n + n_k) d + threads * block * n_k)``.
-    threads : blocks computed concurrently (default 1; BLAS may use its own threads).
+    block : query rows per block (default :func:`default_block`); memory
+        ``O((n + n_k) d + threads * block * n_k)``.
+    threads : blocks computed concurrently (default: every available core for the fused
+        kernel, 1 for the numpy kernel, whose BLAS calls use their own threads).
     dtype : ``np.float64`` (default) or ``np.float32``; the result is float64 either way and the
         bound is stated for the arithmetic used (``u = 2^-53`` or ``2^-24``).
+    kernel : ``"fused"`` (:mod:`attention.kernels`: numba, float64, no BLAS; compiled once per
+        process), ``"numpy"`` (BLAS per block; float64 or float32) or ``"auto"`` (fused when
+        ``n_k * d >= FUSED_MIN_KEY_ENTRIES`` and float64).  Both satisfy the same bound.
 
     Returns
     -------
@@ -498,31 +554,30 @@ def gradient(
     >>> bool(res.error_bound < 1e-12)
     True
     """
-    block, threads = _check_options(instance, block, threads)
-    prec = precision(dtype)
-    G, L = _fold(instance, 0, instance.n, block, threads, np.dtype(dtype))
-    _require_finite(G, "the gradient", prec)
-    _require_finite(L, "the loss", prec)
-    bounds = _bounds(instance, 0, instance.n, prec)
+    plan = _plan(instance, block, threads, dtype, kernel)
+    G, L = _fold(instance, 0, instance.n, plan)
+    _require_finite(G, "the gradient", plan.prec)
+    _require_finite(L, "the loss", plan.prec)
+    bounds = _bounds(instance, 0, instance.n, plan.prec)
     return GradientResult(
         gradient=G,
         loss=L,
         error_bound=bounds.gradient,
         loss_error_bound=bounds.loss,
         method="exact",
-        info=_info(block, threads, prec, bounds),
+        info=_info(plan, bounds),
     )
 
 
-def _info(block: int, threads: int, prec: Precision, bounds: ErrorBounds) -> dict[str, Any]:
+def _info(plan: _Plan, bounds: ErrorBounds) -> dict[str, Any]:
     return {
-        "block": block,
-        "threads": threads,
-        "dtype": prec.name,
-        "kernel": "numpy",
+        "block": plan.block,
+        "threads": plan.threads,
+        "dtype": plan.prec.name,
+        "kernel": plan.kernel,
         "bound": (
             "a-priori rounding-error analysis (attention.oracle.error_bounds): "
-            f"u = {prec.u:.3g}, exp within {EXP_ERROR_UNITS / 2:g} ulp, sums in any order"
+            f"u = {plan.prec.u:.3g}, exp within {EXP_ERROR_UNITS / 2:g} ulp, sums in any order"
         ),
         "bound_terms": dict(bounds.terms),
     }
@@ -531,24 +586,23 @@ def _info(block: int, threads: int, prec: Precision, bounds: ErrorBounds) -> dic
 def _forward_pass(
     instance: AttentionInstance, block: int | None, threads: int | None, dtype: Any
 ) -> tuple[np.ndarray, float, ErrorBounds, dict[str, Any]]:
-    """``(Att, L, bounds, info)`` by the forward half of the blocks."""
-    block, threads = _check_options(instance, block, threads)
-    prec = precision(dtype)
-    keys = _keys(instance, np.dtype(dtype))
-    ranges = list(_ranges(0, instance.n, block))
+    """``(Att, L, bounds, info)`` by the forward half of the numpy blocks."""
+    plan = _plan(instance, block, threads, dtype, "numpy")
+    keys = _keys(instance, plan.dtype)
+    ranges = list(_ranges(0, instance.n, plan.block))
 
     def one(rg: tuple[int, int]) -> tuple[np.ndarray, float]:
         lo, hi = rg
         _, L, att = _block(keys, instance.A1[lo:hi], instance.E[lo:hi], want_grad=False)
         return att, L
 
-    parts = _map_blocks(one, ranges, threads)
+    parts = _map_blocks(one, ranges, plan.threads)
     att = np.concatenate([a for a, _ in parts]).astype(np.float64)
     L = math.fsum(L for _, L in parts)
-    _require_finite(att, "the forward output", prec)
-    _require_finite(L, "the loss", prec)
-    bounds = _bounds(instance, 0, instance.n, prec)
-    return att, L, bounds, _info(block, threads, prec, bounds)
+    _require_finite(att, "the forward output", plan.prec)
+    _require_finite(L, "the loss", plan.prec)
+    bounds = _bounds(instance, 0, instance.n, plan.prec)
+    return att, L, bounds, _info(plan, bounds)
 
 
 def forward(

@@ -141,8 +141,8 @@ def _torch_gradient(inst: AttentionInstance) -> tuple[np.ndarray, float]:
     t = {k: torch.tensor(getattr(inst, k), dtype=torch.float64) for k in ("A1", "A2", "A3", "E", "X", "Y")}
     X = t["X"].clone().requires_grad_(True)
     out = torch.nn.functional.scaled_dot_product_attention(
-        (t["A1"] @ X)[None], t["A2"][None], (t["A3"] @ t["Y"])[None], scale=1.0 / inst.d
-    )[0]
+        (t["A1"] @ X)[None, None], t["A2"][None, None], (t["A3"] @ t["Y"])[None, None], scale=1.0 / inst.d
+    )[0, 0]
     L = 0.5 * ((out - t["E"]) ** 2).sum()
     L.backward()
     return X.grad.numpy(), float(L.detach())

@@ -1,0 +1,409 @@
+"""Fused numba kernel for one block of query rows of the exact attention gradient (float64).
+
+For a block of ``b`` query rows the kernel computes, without BLAS and without leaving the
+core's caches for long (THEORY 0.1)::
+
+    S   = Q K^T                 (Q = A1 X / d; b x n_k, into a per-thread buffer)
+    P   = exp(S - rowmax S),  l = rowsum P          (in place)
+    Att = (P h) / l,  c = Att - E,  r = rowsum(c o Att),  loss = 0.5 ||c||^2
+    p   = P o ((c h^T - r) / l)                      (in place; q never stored)
+    W   = p K,        G_b = A1_b^T W / d
+
+that is ``8 b n_k d`` flops and ``b n_k`` exponentials, the minimum, with the ``b x n_k``
+buffer (the memory ``O(threads * b * n_k)``) passed over three times.  Blocks run on a
+thread pool (the kernels release the GIL); their ``d x d`` terms are added in block order,
+so the result does not depend on the number of threads.
+
+The two matrix-product shapes are register-blocked micro-kernels generated from templates:
+``NT`` (``out[i, k] = sum_a A[i, a] B[k, a]`` over panels of 16 keys, 4 x 16 accumulators,
+used for ``S`` and for ``q`` with the ``p`` epilogue fused in) and ``NN``
+(``out[i, :] += sum_k P[i, k] B[k, :]``, 4 rows x 16 columns, key tiles of 128).  The kernel
+module (templates, the hand-written functions below, decorations) is written once per source
+version to a cache directory and compiled by numba with LLVM's SLP vectoriser switched on
+(numba leaves it off by default; it turns the straight-line accumulator code into AVX2/AVX-512
+FMAs) and ``cache=True``, so later processes load the machine code in well under a second;
+``exp`` is a vectorisable Cody-Waite reduction with a degree-13 Taylor polynomial.
+
+Notes
+-----
+Every dot product is a sum over its terms in some order, every exponential is within
+``EXP_MAX_ULP`` ulp (checked against mpmath in the tests), the softmax shift is the exact row
+max and ``p`` is formed with three roundings; so the a-priori bound of
+:func:`attention.oracle.error_bounds` (with ``rescales = 0``) holds for this kernel as it does
+for the numpy one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import math
+import os
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterator
+
+import numpy as np
+
+#: Rows and keys of the NT register tile; columns of the NN tile (rows: MR); keys per NN tile.
+MR, NR, NC, TILE = 4, 16, 16, 128
+#: The exponential's error bound claimed (and tested): relative, in ulp of the result.
+EXP_MAX_ULP = 4
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01      # 32 significant bits: k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_XMIN = -708.3964185322641                # ln(2^-1022): below it exp(x) < tiny, returned as 0
+_TAYLOR = tuple(1.0 / math.factorial(i) for i in range(14))
+
+
+# --------------------------------------------------------------------------- code templates
+def _nt_source(name: str, epilogue: str) -> str:
+    """``out[i, 16p + j] <- epilogue(sum_a A[i, a] Bp[p, a, j])`` for 4 rows at a time."""
+    lines = [f"def {name}(A, Bp, S, r, invl, bp, npan, dp):"]
+    lines += ["    for p in range(npan):", f"        for i0 in range(0, bp, {MR}):"]
+    acc = [[f"c{i}_{j}" for j in range(NR)] for i in range(MR)]
+    lines += [f"            {a} = 0.0" for row in acc for a in row]
+    lines += ["            for a in range(dp):"]
+    lines += [f"                b{j} = Bp[p, a, {j}]" for j in range(NR)]
+    for i in range(MR):
+        lines += [f"                q{i} = A[i0 + {i}, a]"]
+        lines += [f"                {acc[i][j]} += q{i} * b{j}" for j in range(NR)]
+    for i in range(MR):
+        if epilogue == "p":
+            lines += [f"            ri = r[i0 + {i}]", f"            li = invl[i0 + {i}]"]
+        for j in range(NR):
+            target = f"S[i0 + {i}, p * {NR} + {j}]"
+            value = acc[i][j] if epilogue == "scores" else f"{target} * (li * ({acc[i][j]} - ri))"
+            lines += [f"            {target} = {value}"]
+    return "\n".join(lines)
+
+
+def _nn_source(name: str) -> str:
+    """``out3[i, cc, :] += sum_k P[i, k] B3[k, cc, :]`` for 4 rows and ``NC`` columns at a time."""
+    lines = [f"def {name}(P, B3, out3, bp, nchunks, nk, tile):"]
+    lines += [
+        "    for k0 in range(0, nk, tile):",
+        "        k1 = min(k0 + tile, nk)",
+        f"        for i0 in range(0, bp, {MR}):",
+        "            for cc in range(nchunks):",
+    ]
+    acc = [[f"c{i}_{j}" for j in range(NC)] for i in range(MR)]
+    lines += [f"                {a} = 0.0" for row in acc for a in row]
+    lines += ["                for k in range(k0, k1):"]
+    lines += [f"                    b{j} = B3[k, cc, {j}]" for j in range(NC)]
+    for i in range(MR):
+        lines += [f"                    w{i} = P[i0 + {i}, k]"]
+        lines += [f"                    {acc[i][j]} += w{i} * b{j}" for j in range(NC)]
+    for i in range(MR):
+        lines += [f"                out3[i0 + {i}, cc, {j}] += {acc[i][j]}" for j in range(NC)]
+    return "\n".join(lines)
+
+
+# The functions below are the kernel module's hand-written part: plain Python, copied by
+# :func:`_module_source` into the generated module (where ``nt_scores``, ``nt_p``, ``nn``,
+# ``bits_to_f64`` and the constants are defined) and compiled there by numba.
+def exp_shift_sum(row, n_valid, n, shift):  # type: ignore[no-untyped-def]
+    """row[:n_valid] <- exp(row - shift), row[n_valid:n] <- 0; returns the sum (8 lanes)."""
+    for k in range(n_valid):
+        x = row[k] - shift
+        xc = max(x, XMIN - 1.0)
+        kf = np.floor(xc * LOG2E + 0.5)
+        t = (xc - kf * LN2_HI) - kf * LN2_LO                                   # noqa: F821
+        poly = C13                                                             # noqa: F821
+        poly = poly * t + C12                                                  # noqa: F821
+        poly = poly * t + C11                                                  # noqa: F821
+        poly = poly * t + C10                                                  # noqa: F821
+        poly = poly * t + C9                                                   # noqa: F821
+        poly = poly * t + C8                                                   # noqa: F821
+        poly = poly * t + C7                                                   # noqa: F821
+        poly = poly * t + C6                                                   # noqa: F821
+        poly = poly * t + C5                                                   # noqa: F821
+        poly = poly * t + C4                                                   # noqa: F821
+        poly = poly * t + C3                                                   # noqa: F821
+        poly = poly * t + C2                                                   # noqa: F821
+        poly = poly * t + 1.0
+        poly = poly * t + 1.0
+        v = poly * bits_to_f64((np.int64(kf) + 1023) << 52)                    # noqa: F821
+        row[k] = 0.0 if x < XMIN else v                                        # noqa: F821
+    for k in range(n_valid, n):
+        row[k] = 0.0
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    top = n - n % 8
+    for k in range(0, top, 8):
+        s0 += row[k]
+        s1 += row[k + 1]
+        s2 += row[k + 2]
+        s3 += row[k + 3]
+        s4 += row[k + 4]
+        s5 += row[k + 5]
+        s6 += row[k + 6]
+        s7 += row[k + 7]
+    rest = 0.0
+    for k in range(top, n):
+        rest += row[k]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + rest
+
+
+def row_max(row, n):  # type: ignore[no-untyped-def]
+    """max(row[:n]) in 4 lanes."""
+    m0 = m1 = m2 = m3 = -np.inf
+    top = n - n % 4
+    for k in range(0, top, 4):
+        m0 = max(m0, row[k])
+        m1 = max(m1, row[k + 1])
+        m2 = max(m2, row[k + 2])
+        m3 = max(m3, row[k + 3])
+    for k in range(top, n):
+        m0 = max(m0, row[k])
+    return max(max(m0, m1), max(m2, m3))
+
+
+def block(A1, X, Q, E, Kp, Hp, K3, H3, S, Att3, C, W3, G, n_k, rows, d):  # type: ignore[no-untyped-def]
+    """G <- A1^T p K / d over the block's rows; returns 0.5 ||c||^2 over them."""
+    bp, dp = Q.shape
+    nkp = S.shape[1]
+    npan = nkp // NR                                                           # noqa: F821
+    nchunks = Att3.shape[1]
+    for i in range(rows):
+        for b in range(d):
+            acc = 0.0
+            for a in range(d):
+                acc += A1[i, a] * X[a, b]
+            Q[i, b] = acc / d
+    r = np.empty(bp)
+    invl = np.empty(bp)
+    nt_scores(Q, Kp, S, r, invl, bp, npan, dp)                                 # noqa: F821
+    for i in range(bp):
+        m = row_max(S[i], n_k)
+        invl[i] = 1.0 / exp_shift_sum(S[i], n_k, nkp, m)
+    Att3[:] = 0.0
+    nn(S, H3, Att3, bp, nchunks, nkp, TILE)                                    # noqa: F821
+    Att = Att3.reshape((bp, dp))
+    loss = 0.0
+    for i in range(bp):
+        ri = 0.0
+        for a in range(dp):
+            Att[i, a] *= invl[i]
+            C[i, a] = Att[i, a] - E[i, a]
+            ri += C[i, a] * Att[i, a]
+            if i < rows:
+                loss += C[i, a] * C[i, a]
+        r[i] = ri
+    nt_p(C, Hp, S, r, invl, bp, npan, dp)                                      # noqa: F821
+    W3[:] = 0.0
+    nn(S, K3, W3, bp, nchunks, nkp, TILE)                                      # noqa: F821
+    W = W3.reshape((bp, dp))
+    G[:] = 0.0
+    for j in range(rows):
+        for a in range(d):
+            x = A1[j, a]
+            for b in range(d):
+                G[a, b] += x * W[j, b]
+    for a in range(d):
+        for b in range(d):
+            G[a, b] /= d
+    return 0.5 * loss
+
+
+_HEADER = '''"""Generated by attention.kernels._module_source: do not edit (the source is attention/kernels.py)."""
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+MR, NR, NC, TILE = {MR}, {NR}, {NC}, {TILE}
+LOG2E, LN2_HI, LN2_LO, XMIN = {LOG2E!r}, {LN2_HI!r}, {LN2_LO!r}, {XMIN!r}
+{taylor}
+OPTS = dict(fastmath={{"contract"}}, boundscheck=False, nogil=True, error_model="numpy", cache=True)
+f8_1, f8_2, f8_3, i8 = types.float64[::1], types.float64[:, ::1], types.float64[:, :, ::1], types.int64
+
+
+@intrinsic
+def bits_to_f64(typingctx, x):
+    if x != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+'''
+
+_DECORATE = '''
+nt_scores = njit(types.void(f8_2, f8_3, f8_2, f8_1, f8_1, i8, i8, i8), **OPTS)(nt_scores)
+nt_p = njit(types.void(f8_2, f8_3, f8_2, f8_1, f8_1, i8, i8, i8), **OPTS)(nt_p)
+nn = njit(types.void(f8_2, f8_3, f8_3, i8, i8, i8, i8), **OPTS)(nn)
+exp_shift_sum = njit(types.float64(f8_1, i8, i8, types.float64), **OPTS)(exp_shift_sum)
+row_max = njit(types.float64(f8_1, i8), **OPTS)(row_max)
+block = njit(
+    types.float64(f8_2, f8_2, f8_2, f8_2, f8_3, f8_3, f8_3, f8_3, f8_2, f8_3, f8_2, f8_3, f8_2, i8, i8, i8),
+    **OPTS,
+)(block)
+'''
+
+
+def _module_source() -> str:
+    """The kernel module: header, the generated micro-kernels, the functions above, decorations."""
+    taylor = "\n".join(f"C{i} = {c!r}" for i, c in enumerate(_TAYLOR) if i >= 2)
+    header = _HEADER.format(
+        MR=MR, NR=NR, NC=NC, TILE=TILE, LOG2E=_LOG2E, LN2_HI=_LN2_HI, LN2_LO=_LN2_LO, XMIN=_XMIN, taylor=taylor
+    )
+    hand = [inspect.getsource(fn) for fn in (exp_shift_sum, row_max, block)]
+    generated = [_nt_source("nt_scores", "scores"), _nt_source("nt_p", "p"), _nn_source("nn")]
+    return "\n\n\n".join([header, *generated, *hand, _DECORATE])
+
+
+@contextmanager
+def _slp_vectorizer() -> Iterator[None]:
+    """Compile with LLVM's SLP vectoriser on (restored afterwards, under numba's compile lock)."""
+    from numba.core import config
+    from numba.core.compiler_lock import global_compiler_lock
+
+    with global_compiler_lock:
+        old = config.SLP_VECTORIZE
+        config.SLP_VECTORIZE = 1
+        try:
+            yield
+        finally:
+            config.SLP_VECTORIZE = old
+
+
+def _cache_dir() -> Path:
+    """Where the generated module (and numba's cache of it) lives: ``$FINEGRAIN_CACHE``,
+    else ``$XDG_CACHE_HOME/finegrain``, else ``~/.cache/finegrain``; a temporary directory
+    when none is writable (then every process compiles again)."""
+    root = os.environ.get("FINEGRAIN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "finegrain"
+    )
+    path = Path(root) / "kernels"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+        return path
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="finegrain-kernels-"))
+
+
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def _module() -> ModuleType:
+    """Write (once per source version), import and compile the kernel module."""
+    source = _module_source()
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    name = f"finegrain_fused_{digest}"
+    path = _cache_dir() / f"{name}.py"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module                # numba's cache finds the globals by module name
+    with _slp_vectorizer():
+        spec.loader.exec_module(module)       # compiles (or loads numba's cache) with SLP on
+    return module
+
+
+def _kernels() -> ModuleType:
+    with _LOCK:
+        return _module()
+
+
+def exp_shifted(x: np.ndarray, shift: float = 0.0) -> tuple[np.ndarray, float]:
+    """``(exp(x - shift), sum)`` by the kernel's exponential (for tests of its accuracy)."""
+    row = np.array(x, dtype=np.float64).ravel().copy()
+    total = _kernels().exp_shift_sum(row, row.size, row.size, float(shift))
+    return row, total
+
+
+# --------------------------------------------------------------------------- key side and blocks
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+@dataclass(frozen=True, eq=False)
+class FusedKeys:
+    """The key side in the kernel's layouts: ``K = A2`` and ``h = A3 Y``, padded with zeros.
+
+    ``Kp``, ``Hp``: panels ``(n_k/16, dp, 16)`` (key-contiguous, for the NT products);
+    ``K3``, ``H3``: ``(n_kp, dp/NC, NC)`` row-major chunks (for the NN products); ``dp`` is
+    ``d`` rounded up to a multiple of ``NC``.
+    """
+
+    Kp: np.ndarray
+    Hp: np.ndarray
+    K3: np.ndarray
+    H3: np.ndarray
+    n_k: int
+    d: int
+    dp: int
+
+    @classmethod
+    def build(cls, K: np.ndarray, h: np.ndarray) -> "FusedKeys":
+        n_k, d = K.shape
+        dp = _round_up(d, NC)
+        nkp = _round_up(n_k, NR)
+
+        def padded(M: np.ndarray) -> np.ndarray:
+            out = np.zeros((nkp, dp))
+            out[:n_k, :d] = M
+            return out
+
+        Kz, hz = padded(K), padded(h)
+        panels = lambda M: np.ascontiguousarray(M.reshape(nkp // NR, NR, dp).transpose(0, 2, 1))  # noqa: E731
+        return cls(
+            Kp=panels(Kz), Hp=panels(hz), K3=Kz.reshape(nkp, dp // NC, NC), H3=hz.reshape(nkp, dp // NC, NC),
+            n_k=n_k, d=d, dp=dp,
+        )
+
+
+class _Buffers(threading.local):
+    """Per-thread work arrays, reused across blocks (``block x n_k`` scores and ``block x d`` rows)."""
+
+    def get(self, bp: int, keys: FusedKeys) -> tuple[np.ndarray, ...]:
+        shape = (bp, keys.dp, keys.Kp.shape[0] * NR)
+        if getattr(self, "shape", None) != shape:
+            nkp, dp = shape[2], keys.dp
+            self.arrays = (
+                np.zeros((bp, dp)), np.zeros((bp, dp)), np.empty((bp, nkp)),
+                np.empty((bp, dp // NC, NC)), np.empty((bp, dp)), np.empty((bp, dp // NC, NC)),
+            )
+            self.shape = shape
+        return self.arrays
+
+
+_BUFFERS = _Buffers()
+
+
+def block_terms(keys: FusedKeys, X: np.ndarray, A1: np.ndarray, E: np.ndarray) -> tuple[np.ndarray, float]:
+    """``((1/d) A1^T p A2, 0.5 ||c||^2)`` of one block of query rows (its rows of ``A1``, ``E``)."""
+    rows, d = A1.shape
+    bp = _round_up(rows, MR)
+    Qb, Eb, S, Att3, C, W3 = _BUFFERS.get(bp, keys)
+    Qb[:] = 0.0                               # the padding must be zero (buffers are reused)
+    Eb[:] = 0.0
+    Eb[:rows, :d] = E
+    G = np.empty((d, d))
+    loss = _kernels().block(
+        np.array(A1, order="C"), np.array(X, order="C"), Qb, Eb, keys.Kp, keys.Hp, keys.K3, keys.H3,
+        S, Att3, C, W3, G, keys.n_k, rows, d,
+    )
+    return G, float(loss)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernels now instead of on first use."""
+    _kernels()

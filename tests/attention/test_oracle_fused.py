@@ -1,0 +1,116 @@
+"""The fused numba kernel: same answer as the numpy kernel and as mpmath, within the stated bound."""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attention import AttentionInstance, InvalidInstance
+from attention import kernels, oracle, oracle_mp
+
+
+@st.composite
+def instances(draw: st.DrawFn, max_n: int = 40, max_n_k: int = 70) -> AttentionInstance:
+    """Shapes that exercise every padding path: rows % 4, keys % 16, d % 8 (d <= 16 or 64)."""
+    n = draw(st.integers(1, max_n))
+    n_k = draw(st.integers(1, max_n_k))
+    d = draw(st.sampled_from([1, 3, 8, 13, 16, 64]))
+    B = draw(st.sampled_from([0.5, 2.0, 10.0, 40.0]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return AttentionInstance(
+        A1=rng.uniform(-B, B, (n, d)), A2=rng.uniform(-B, B, (n_k, d)),
+        A3=rng.normal(size=(n_k, d)) * draw(st.sampled_from([1.0, 30.0])),
+        E=rng.normal(size=(n, d)), X=np.eye(d) + 0.2 * rng.standard_normal((d, d)),
+        Y=rng.standard_normal((d, d)),
+    )
+
+
+def _err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max())
+
+
+@settings(max_examples=40)
+@given(instances(), st.integers(1, 23))
+def test_fused_equals_numpy_kernel_within_the_bound(inst, block):
+    fused = oracle.gradient(inst, kernel="fused", block=block, threads=2)
+    ref = oracle.gradient(inst, kernel="numpy")
+    assert fused.info["kernel"] == "fused" and fused.error_bound == ref.error_bound
+    assert _err(fused.gradient, ref.gradient) <= 2 * ref.error_bound
+    assert abs(fused.loss - ref.loss) <= 2 * ref.loss_error_bound
+
+
+@settings(max_examples=15)
+@given(instances(max_n=10, max_n_k=20))
+def test_fused_within_stated_bound_of_mpmath(inst):
+    if inst.n * inst.n_k * inst.d > oracle_mp.MAX_WORK:
+        inst = inst.replace(A1=inst.A1[:2], E=inst.E[:2])
+    ref = oracle_mp.gradient(inst)
+    res = oracle.gradient(inst, kernel="fused")
+    assert _err(res.gradient, ref.gradient) <= res.error_bound + ref.error_bound
+    assert abs(res.loss - ref.loss) <= res.loss_error_bound + ref.loss_error_bound
+
+
+def test_fused_large_scores_and_underflowing_weights():
+    """Scores in the hundreds: most weights underflow to 0; the row max is kept, no NaN."""
+    inst = AttentionInstance.random(n=37, n_k=53, d=16, B=50.0, seed=3, target_scale=2.0)
+    S = inst.A1 @ inst.X @ inst.A2.T / inst.d
+    assert (S.max(axis=1, keepdims=True) - S).max() > 708       # some exp(S - max) underflow
+    res = oracle.gradient(inst, kernel="fused")
+    G, L = oracle.naive_gradient(inst)
+    assert np.isfinite(res.gradient).all()
+    assert _err(res.gradient, G) <= 2 * res.error_bound and abs(res.loss - L) <= 2 * res.loss_error_bound
+
+
+def test_threads_do_not_change_bits_and_partials_match_blocks():
+    inst = AttentionInstance.random(n=70, n_k=45, d=13, B=3.0, seed=4)
+    one = oracle.gradient(inst, kernel="fused", block=12, threads=1)
+    three = oracle.gradient(inst, kernel="fused", block=12, threads=3)
+    assert np.array_equal(one.gradient, three.gradient) and one.loss == three.loss
+    G = np.zeros((13, 13))
+    for lo in range(0, 70, 12):
+        G += oracle.gradient_partial(inst, lo, min(lo + 12, 70), kernel="fused", block=12)[0]
+    assert np.array_equal(G, one.gradient)
+
+
+def test_auto_picks_by_key_side_size():
+    small = AttentionInstance.random(n=3, n_k=5, d=2, seed=0)
+    assert oracle.gradient(small).info["kernel"] == "numpy"
+    big = AttentionInstance.random(n=2, n_k=oracle.FUSED_MIN_KEY_ENTRIES // 16, d=16, seed=0)
+    res = oracle.gradient(big)
+    assert res.info["kernel"] == "fused"
+    assert _err(res.gradient, oracle.gradient(big, kernel="numpy").gradient) <= 2 * res.error_bound
+
+
+def test_kernel_exp_is_within_the_claimed_ulps():
+    """The bound assumes exp within EXP_ERROR_UNITS u relative or tiny absolute (mpmath check)."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        rng.uniform(-745, 0, 3000), -rng.exponential(1.0, 3000), rng.uniform(-1e-6, 0, 500),
+        [0.0, -0.0, -1e-300, -707.9, -708.0, -708.1, -709.0, -745.2, -1e4, -np.inf],
+    ])
+    got, total = kernels.exp_shifted(x)
+    prec = oracle.precision(np.float64)
+    with mpmath.workdps(40):
+        for xi, gi in zip(x.tolist(), got.tolist()):
+            true = mpmath.exp(mpmath.mpf(xi)) if xi != -np.inf else mpmath.mpf(0)
+            assert abs(gi - true) <= prec.exp_rel * true + prec.tiny, xi
+        ulps = [abs(gi - mpmath.exp(xi)) / np.spacing(gi) for xi, gi in zip(x.tolist(), got.tolist()) if gi > 1e-300]
+    assert max(ulps) <= kernels.EXP_MAX_ULP
+    assert got[x == 0].tolist() == [1.0, 1.0]        # the row max gets weight exactly 1
+    assert abs(total - got.sum()) <= 1e-12 * got.sum()
+    # the shift is subtracted before exp
+    shifted, _ = kernels.exp_shifted(np.array([700.0, 699.0]), shift=700.0)
+    assert shifted[0] == 1.0 and abs(shifted[1] - np.exp(-1.0)) <= 2 * np.spacing(np.exp(-1.0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [({"kernel": "fused", "dtype": np.float32}, "float64 only"), ({"kernel": "blas"}, "kernel:")],
+)
+def test_bad_kernel_options(kwargs, fragment):
+    inst = AttentionInstance.random(n=3, d=2, seed=0)
+    with pytest.raises(InvalidInstance, match=fragment):
+        oracle.gradient(inst, **kwargs)
