@@ -128,7 +128,7 @@ def crossover(d: int, B: float, n_max: int, exact_budget: float) -> dict[str, An
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n up to 2^14, small crossover table, one repetition")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per point (best is kept)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per point (best is kept)")
     parser.add_argument("--json", help="also write the measurements to this JSON file")
     args = parser.parse_args(argv)
     repeat = 1 if args.quick else args.repeat
