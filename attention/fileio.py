@@ -33,7 +33,15 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", force: bool = False) 
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
+        os.chmod(tmp, _new_file_mode())  # mkstemp creates 0600; a new file gets the usual 0666 & ~umask
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _new_file_mode() -> int:
+    """The permissions ``open(path, "w")`` would give a new file: ``0o666`` minus the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -187,7 +187,7 @@ def plot_separation(
     ax = fig.add_subplot(1, 1, 1)
     _draw_separation(ax, points)
     route = next((p.label for p in points if p.label), "")
-    ax.set_title(title or "Decoded statistic vs threshold" + (f"\n{route}" if route else ""), fontsize=10)
+    ax.set_title(_wrap(title or "Decoded statistic vs threshold" + (f"\n{route}" if route else "")), fontsize=10)
     return save_figure(fig, path, force=force, provenance=provenance)
 
 
@@ -230,7 +230,7 @@ def _draw_separation(ax: Any, points: list[SeparationPoint]) -> None:
     ax.set_xticks(range(len(sizes)), [str(n) for n in sizes])
     ax.set_xlim(-0.6, len(sizes) - 0.4)
     ax.set_xlabel("tokens n of the gradient instance (one column per size)")
-    ax.set_ylabel("decoded statistic / threshold (dimensionless, log scale)")
+    ax.set_ylabel("decoded statistic / threshold\n(dimensionless, log scale)")
     wrong = sum(not p.correct for p in points)
     note = [f"{len(points) - wrong}/{len(points)} separated beyond the oracle's error"]
     if all(p.margin > 0 for p in points):
@@ -291,7 +291,7 @@ def plot_scaling(
     ax.set_yscale("log")
     ax.set_xlabel("tokens n (log scale)")
     ax.set_ylabel("wall-clock time per gradient [s] (log scale)")
-    ax.set_title(title or "Attention gradient: exact O(n^2 d) vs polynomial method", fontsize=10)
+    ax.set_title(_wrap(title or "Attention gradient: exact O(n^2 d) vs polynomial method"), fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", framealpha=0.9)
     return save_figure(fig, path, force=force, provenance=provenance)
@@ -338,6 +338,13 @@ def crossover(exact: Sequence[tuple[float, float]], fast: Sequence[tuple[float, 
 
 
 # ----------------------------------------------------------------------------- files
+def _wrap(title: str, width: int = 72) -> str:
+    """A title broken into lines of at most ``width`` characters (existing breaks kept)."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width) for line in title.splitlines())
+
+
 def _figure(size: tuple[float, float]) -> Any:
     try:
         from matplotlib.figure import Figure

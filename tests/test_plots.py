@@ -210,3 +210,15 @@ def test_verify_plot_refuses_before_running(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "--force" in err[0] and "must end in .png or .svg" in err[1]
     assert (tmp_path / "sep.png").read_bytes() == b"keep" and not (tmp_path / "sep.pdf").exists()
+
+
+def test_figures_get_the_permissions_of_a_new_file(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        out = plots.plot_scaling({"exact": [(8, 1.0), (16, 4.0)]}, tmp_path / "t.png")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640  # 0666 & ~umask, not mkstemp's 0600
