@@ -114,7 +114,7 @@ def run_demo(n_vars: int = DEFAULT_VARS, seed: int = DEFAULT_SEED, *, show_progr
             f"--vars {n_vars}: choose 3 <= N <= {MAX_VARS} (the gradient instance has 2^(N/2+1) tokens); "
             "for larger formulas use finegrain verify"
         )
-    bar = progress(total=3, desc="demo", disable=None if show_progress else True)
+    bar = progress(total=3, desc="demo", leave=False) if show_progress else progress(total=3, disable=True)
     try:
         chain = _chain(n_vars, seed)
         bar.update(1)
