@@ -408,17 +408,22 @@ def read_provenance(cnf: CNF) -> dict[str, Any] | None:
         if text.startswith(PROVENANCE_TAG + " {"):
             try:
                 return json.loads(text[len(PROVENANCE_TAG) :])
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
                 return None
     return None
 
 
 def planted_model(cnf: CNF) -> list[int] | None:
-    """The model recorded by a planted generator (``c planted-model l1 l2 ... 0``), or None."""
+    """The model recorded by a planted generator (``c planted-model l1 l2 ... 0``), or None.
+
+    A record that is not a list of integer literals (a damaged file) gives None.
+    """
     for text in cnf.comments:
         if text.startswith(PLANTED_TAG + " "):
-            tokens = text[len(PLANTED_TAG) :].split()
-            return [int(t) for t in tokens if t != "0"]
+            tokens = [t for t in text[len(PLANTED_TAG) :].split() if t != "0"]
+            if not all(re.fullmatch(r"-?[1-9][0-9]{0,11}", t) for t in tokens):
+                return None
+            return [int(t) for t in tokens]
     return None
 
 

@@ -233,3 +233,15 @@ def test_attention_file_round_trip_is_bit_exact(inst, tmp_path_factory):
         a, b = getattr(inst, name), getattr(back, name)
         assert a.shape == b.shape and a.tobytes() == b.tobytes()  # bit for bit, -0.0 and subnormals too
     assert back.meta == inst.meta
+
+
+@fuzz("bytes")
+@given(st.sampled_from(["c finegrain {", "c planted-model "]), st.text(max_size=40) | st.just("[" * 50_000))
+def test_comment_records_of_a_dimacs_file_are_read_or_ignored(tag, rest):
+    """``read_provenance`` / ``planted_model`` on whatever a file's comments hold: a record or None."""
+    from reductions.problems.cnf import planted_model, read_provenance
+
+    cnf = make_cnf([[1]], nv=1, comments=[tag + rest])
+    record, model = read_provenance(cnf), planted_model(cnf)
+    assert record is None or isinstance(record, dict)
+    assert model is None or all(isinstance(lit, int) and lit != 0 for lit in model)
