@@ -26,9 +26,9 @@ from reductions.commands.common import print_json, progress
 
 #: The embedded default: a random 3-CNF at the satisfiability threshold ratio, seeded.
 DEFAULT_VARS, DEFAULT_SEED, RATIO, K = 14, 1, 4.26, 3
-#: Largest ``--vars``: 2^(N/2 + 1) tokens; the exact oracle's stated error reaches the
-#: decoder's margin near N = 20 (the verdict would be refused, not guessed).
-MAX_VARS = 18
+#: Largest ``--vars``: the gradient instance has 2^(ceil(N/2) + 1) tokens and the decoder
+#: up to ceil(N/2) + 1 exact O(n^2 d) calls (N = 20: 2048 tokens, about 15 s on 2 cores).
+MAX_VARS = 20
 #: The other side: head dimension, entry bound, and the fast method's target error.
 FAST_D, FAST_B, FAST_EPS = 4, 1.0, 1e-6
 
