@@ -43,6 +43,8 @@ MODULES: list[tuple[str, str]] = [
     ("solvers.sat", "ground truth for k-SAT (python-sat, brute force)"),
     ("solvers.ov", "ground truth for OV (brute force, bit-packed)"),
     ("reductions.plots", "the figures: separation of YES/NO statistics, time vs n"),
+    ("attention.distributed", "the exact gradient on a dask cluster"),
+    ("solvers.ov_distributed", "OV and SAT by split and list on a dask cluster"),
 ]
 
 HEADER = """# API reference
