@@ -93,11 +93,15 @@ def probe_scale(raw: RawAttention) -> float:
 
 
 def probe_instance(
-    raw: RawAttention, rho: np.ndarray, z: np.ndarray, e: np.ndarray | None
+    raw: RawAttention, rho: np.ndarray, z: np.ndarray, e: np.ndarray | None, mu: float
 ) -> tuple[AttentionInstance, Layout]:
-    """The instance of one probe call: columns ``P = beta rho``, ``W = beta z``, ``E[:, 0] = e``."""
+    """The instance of one probe call: columns ``P = beta rho``, ``W = beta z``, ``E[:, 0] = e``.
+
+    ``meta`` records ``decoder = "probe"``, ``mu``, ``beta`` and the layout (the probe columns
+    are the last two, ``P = d' - 2`` and ``W = d' - 1``).
+    """
     beta = probe_scale(raw)
-    return embed(raw, e=e, R=beta * rho, Z=beta * z, meta={"decoder": "probe"})
+    return embed(raw, e=e, R=beta * rho, Z=beta * z, meta={"decoder": "probe", "mu": mu, "beta": beta})
 
 
 def default_mu(raw: RawAttention) -> float:
@@ -142,7 +146,7 @@ class ProbeDecoder:
 
     def _block(self, rho: np.ndarray, z: np.ndarray, e: np.ndarray | None) -> tuple[float, float, float]:
         """``(G[P, W], error, d' / beta^2)`` from one oracle call."""
-        inst, layout = probe_instance(self.raw, rho, z, e)
+        inst, layout = probe_instance(self.raw, rho, z, e, self.mu)
         G, error = read_gradient(self.solver(inst), inst.d)
         self.calls += 1
         P, W = layout.query_probes.start, layout.key_probes.start

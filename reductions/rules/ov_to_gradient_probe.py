@@ -105,7 +105,7 @@ def reduce(ov: OV, *, mu: float | None = None, two_call: bool = False, key_searc
     raw = construction_h(U, V, scale_gradient(n))
     mu = default_mu(raw) if mu is None else check_mu(mu)
     rho = np.concatenate([np.ones(n), np.zeros(n)])
-    instance, _ = probe_instance(raw, rho, raw.v, -mu * rho)
+    instance, _ = probe_instance(raw, rho, raw.v, -mu * rho, mu)
     partner, decode = orthogonal_partner(U, V), ov_decoder(ov)
     key_bounds = {"key_yes": 1.0 / (2 * n), "key_no": math.exp(-raw.s) / n}
     gap = row_gap(raw, mu, n, two_call)

@@ -46,7 +46,7 @@ from reductions.registry import Reduced, reduction
 from reductions.rules.ov_to_attention_h import attention_params, construction_h, orthogonal_partner, scale_gradient
 from reductions.rules.ov_to_attention_s import construction_s, scale_quadrature
 
-#: ``(raw, solver, gap) -> (estimate of f(1), method error, oracle error, calls, extra)``.
+#: ``(raw, solver, gap) -> (estimate of f(1), quadrature error, oracle error, calls, extra)``.
 Estimator = Callable[[RawAttention, Callable[[Any], Any], Gap], tuple[float, float, float, int, dict[str, Any]]]
 Construction = Callable[[np.ndarray, np.ndarray], RawAttention]
 
@@ -102,12 +102,12 @@ def scalar_reduction(ov: OV, construction: Construction, estimator: Estimator, s
             U2, V2, _ = padded_sides(ov.U[rows], ov.V)
             sub = construction(U2, V2)
             sub_gap = f1_gap(sub)
-            value, method_error, oracle_error, used, extra = estimator(sub, solver, sub_gap)
+            value, quadrature_error, oracle_error, used, extra = estimator(sub, solver, sub_gap)
             calls[0] += used
-            record = sub_gap.record(value, oracle_error, None, method_error=method_error,
-                                    error=method_error + oracle_error, calls=used, rows=int(rows.size), **extra)
+            record = sub_gap.record(value, oracle_error, None, quadrature_error=quadrature_error,
+                                    error=quadrature_error + oracle_error, calls=used, rows=int(rows.size), **extra)
             log.append(record)
-            record["verdict"] = sub_gap.decide(value, method_error + oracle_error, hint=extra.get("hint", ""))
+            record["verdict"] = sub_gap.decide(value, quadrature_error + oracle_error, hint=extra.get("hint", ""))
             return record["verdict"]
 
         if empty:

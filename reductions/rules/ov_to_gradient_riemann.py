@@ -24,6 +24,7 @@ Sizes and bounds: ``2n`` tokens, ``d = 2m``, ``B = sqrt(2m ln(8n(n+1)))`` (raw
 from __future__ import annotations
 
 import math
+from numbers import Integral
 from typing import Any, Callable
 
 from reductions.decoders.common import Gap, fprime_oracle
@@ -42,7 +43,7 @@ def riemann_estimator(points: int | None, evaluate: bool) -> Estimator:
     """Decoder (a) with ``points`` (default :func:`paper_points` of the token count)."""
 
     def estimate(raw: RawAttention, solver: Callable[[Any], Any], gap: Gap) -> tuple:
-        m = paper_points(raw.n_q) if points is None else points
+        m = paper_points(raw.n_q) if points is None else int(points)
         bound = riemann_bound(raw.spread, raw.n_q, m)
         needed = math.floor(bound * m / gap.margin) + 1
         extra = {"points": m, "points_needed": needed,
@@ -98,7 +99,7 @@ def reduce(ov: OV, *, points: int | None = None, evaluate: bool = False) -> Redu
     ...
     attention.errors.PrecisionError: f(1) = ||T||^2: the error bound 27.3 (the oracle's error propagated to the statistic, plus the decoder's own) is not below the margin 0.11 of the decision; the Riemann sum needs more than b/margin = 3966 points (it has 16)
     """
-    if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 1):
+    if points is not None and (isinstance(points, bool) or not isinstance(points, Integral) or points < 1):
         raise InvalidInstance(f"points: expected a positive integer number of Riemann points, got {points!r}")
     return scalar_reduction(
         ov,
