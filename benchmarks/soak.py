@@ -6,9 +6,9 @@ Usage::
     python benchmarks/soak.py --quick         # 600 instances, small memory rows (about a minute)
     python benchmarks/soak.py --count 20000 --seed 7 --json soak.json
 
-**Table 1: soak.**  The default route (``reductions.reduce(instance, to="gradient")``:
-k-SAT -> OV by split and list, Construction H + probe columns, decoder (c); the exact
-float64 oracle) on random instances, YES and NO in balance (each instance drawn until its
+**Table 1: soak.**  The default route (``reductions.verify.solve_through(instance,
+to="gradient")``, what ``finegrain solve FILE --via gradient`` runs: k-SAT -> OV by split and
+list, Construction H + probe columns, decoder (c); the exact float64 oracle) on random instances, YES and NO in balance (each instance drawn until its
 ground truth has the wanted answer: a SAT solver for CNF, brute force for OV):
 
 ==============  =============================================================  ========
@@ -135,17 +135,15 @@ def smallest_ratio(records: list[dict[str, Any]]) -> float:
 
 def run_route(cls: str, instance: Any, truth: bool) -> Outcome:
     """The default route with the exact float64 oracle, checked against ``truth`` and the witness check."""
-    import attention
     from reductions.errors import PrecisionError
-    from reductions.registry import problem_of, reduce
-    from reductions.verify import check_witness
+    from reductions.registry import problem_of
+    from reductions.verify import check_witness, solve_through
 
     problem = problem_of(instance)
     start = time.perf_counter()
     red = None
     try:
-        red = reduce(instance, to="gradient")
-        answer = red.lift(lambda inst: attention.gradient(inst, method="exact"))
+        answer, red = solve_through(instance, to="gradient", oracle="exact")  # = finegrain solve --via gradient
         verdict, note = ("yes" if answer is not None else "no"), ""
         wrong = (answer is not None) != truth or check_witness(problem, instance, answer) is False
     except PrecisionError as exc:
