@@ -1,9 +1,10 @@
 """Every malformed file under ``tests/data/bad`` gets one clear error: in the library and on the CLI.
 
 Library: the reader raises exactly the catalogued :class:`~attention.errors.FinegrainError`
-subclass, on one line, naming the file and the problem.  CLI: ``finegrain solve FILE`` and
-``finegrain grad FILE`` exit with status 2 and print exactly one line on stderr (no
-traceback, nothing on stdout), whatever the file's format.
+subclass, on one line, naming the file and the problem.  CLI: ``finegrain solve FILE``,
+``grad FILE``, ``reduce FILE -o OUT`` and ``verify FILE`` exit with status 2 and print exactly
+one line on stderr (no traceback, nothing on stdout, no output file), whatever the file's
+format.
 """
 
 from __future__ import annotations
@@ -70,14 +71,23 @@ def test_the_dimacs_reader_names_file_and_line(name):
     assert " line " in message or "gzip" in message
 
 
-@pytest.mark.parametrize("command", ["solve", "grad"])
+COMMANDS = {
+    "solve": lambda path, out: ["solve", path],
+    "grad": lambda path, out: ["grad", path],
+    "reduce": lambda path, out: ["reduce", path, "--to", "ov", "-o", out],
+    "verify": lambda path, out: ["verify", path],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("name", EVERY_FILE)
-def test_the_cli_exits_2_with_one_line(name, command, capsys):
+def test_the_cli_exits_2_with_one_line(name, command, capsys, tmp_path):
     path = str(ROOT / name)
-    status = main([command, path])
+    status = main(COMMANDS[command](path, str(tmp_path / "out.ov")))
     out, err = capsys.readouterr()
     assert status == 2
     assert out == ""
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"finegrain {command}: error: "), err
     assert "Traceback" not in err and path in lines[0]
+    assert list(tmp_path.iterdir()) == []  # nothing written
