@@ -89,6 +89,7 @@ def scaling(ns: list[int], exact_n: int, repeat: int) -> dict[str, Any]:
             row.update(
                 exact_s=t_exact,
                 speedup=t_exact / t,
+                flop_ratio=res.info["exact_flops"] / res.info["flops"],
                 measured_error_rel=err / scale,
                 error_bound_rel=res.error_bound / scale,
                 exact_bound_rel=ref.error_bound / scale,
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  log-log slope of time vs n: {sc['slope']:.3f}   (floor <= {SLOPE_FLOOR})")
     print(
         f"  n = 2^{int(math.log2(exact_n))}: exact {at['exact_s']:.2f} s, fast {at['fast_s']:.4f} s, "
-        f"speed-up {at['speedup']:.1f}x   (floor >= {SPEEDUP_FLOOR:g}x{' at 2^16, full run' if args.quick else ''})"
+        f"speed-up {at['speedup']:.1f}x   (floor >= {SPEEDUP_FLOOR:g}x{' at 2^16, full run' if args.quick else ''}); "
+        f"flop ratio exact / fast {at['flop_ratio']:.0f}x (8 n^2 d against 4 n r (d+1)^2)"
     )
     print(
         f"  measured error {at['measured_error_rel']:.2e} of max|G| (target eps = {EPS:g}); stated bound "
