@@ -578,8 +578,9 @@ def resolve_path(path: Iterable[str] | str | None, source: str, target: str | No
     """Turn a user's ``path`` into rules from ``source`` (to ``target`` if given).
 
     ``path`` is ``None`` (the preferred path to ``target``), a list (or comma-separated
-    string) of rule names that must chain from ``source``, or of problems/rules to pass
-    through (as ``via`` of :func:`find_path`).
+    string) of rule names that chain from ``source`` (if the first one starts elsewhere, the
+    preferred path through them, in order), or of problems/rules to pass through (as
+    ``via`` of :func:`find_path`).
     """
     names = _split_names(path)
     src = problem_name(source)
@@ -589,8 +590,10 @@ def resolve_path(path: Iterable[str] | str | None, source: str, target: str | No
         return find_path(src, target)
     if all(_is_rule_name(n) for n in names):
         rules = [get_rule(n) for n in names]
-        _check_chain(rules, src, target)
-        return rules
+        if rules[0].source == src:
+            _check_chain(rules, src, target)
+            return rules
+        return find_path(src, target if target is not None else rules[-1].target, via=names)
     dst = target if target is not None else _last_problem(names)
     return find_path(src, dst, via=names)
 

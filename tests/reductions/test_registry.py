@@ -201,3 +201,16 @@ def test_formula_check_catches_a_wrong_formula(scratch_graph):
     red = get_rule("wrong")(OV(np.eye(3, dtype=np.uint8), np.eye(3, dtype=np.uint8)))
     (check,) = check_formulas(red)
     assert not check.ok and check.predicted == 7 and check.measured == 6
+
+
+def test_resolve_path_accepts_rules_names_and_problems():
+    resolve = registry.resolve_path
+    assert [r.name for r in resolve(None, "ksat", "maxip")] == ["ksat_to_ov", "ov_to_maxip"]
+    assert [r.name for r in resolve("ksat_to_ov,ov_to_bhcp", "ksat", None)] == ["ksat_to_ov", "ov_to_bhcp"]
+    # a rule list that starts later is completed by the preferred path into it
+    assert [r.name for r in resolve(["ov_to_bhcp"], "ksat", None)] == ["ksat_to_ov", "ov_to_bhcp"]
+    assert [r.name for r in resolve("bhcp", "ksat", "gapann")] == ["ksat_to_ov", "ov_to_bhcp", "bhcp_to_gapann"]
+    with pytest.raises(NoReductionPath, match="ends at"):
+        resolve("ksat_to_ov", "ksat", "maxip")
+    with pytest.raises(NoReductionPath, match="give a target"):
+        resolve(None, "ksat", None)
