@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from reductions.commands.common import check_output_path, message, print_json
+from reductions.commands.common import check_output_path, message, print_json, progress
 from reductions.commands.reduce import add_path_arguments, parse_options, read_instance
 
 EXIT_AGREE, EXIT_DISAGREE = 0, 1
@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
         check_plot_path(args.plot)
         check_output_path(args.plot, args.force)
-    report = verify(instance, args.path, args.oracle, to=args.to, recompute=args.recompute, **options)
+    with progress(desc="oracle", unit=" calls") as bar:
+        oracle = counted_oracle(instance, args, bar)
+        report = verify(instance, args.path, oracle, to=args.to, recompute=args.recompute, **options)
     if args.plot:
         from reductions.plots import plot_separation
 
@@ -71,6 +73,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.summary())
     return status
+
+
+def counted_oracle(instance: Any, args: argparse.Namespace, bar: Any) -> Any:
+    """``args.oracle``, counting its calls on ``bar`` when the path ends in an attention problem."""
+    from reductions.registry import problem_of, resolve_path
+    from reductions.verify import NUMERIC_PROBLEMS, oracle_solver
+
+    rules = resolve_path(args.path, problem_of(instance), args.to)
+    if not rules or rules[-1].target not in NUMERIC_PROBLEMS or (args.recompute and args.oracle == "mp"):
+        return args.oracle  # (verify recognises the mp oracle by name when it decides to recompute)
+    solve = oracle_solver(rules[-1].target, args.oracle)
+
+    def oracle(target: Any) -> Any:
+        result = solve(target)
+        bar.update(1)
+        return result
+
+    oracle.__name__ = args.oracle  # the report names the oracle as given
+    return oracle
 
 
 def search(report: Any, args: argparse.Namespace, options: dict[str, Any], out: Path) -> Any:
