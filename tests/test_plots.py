@@ -222,3 +222,29 @@ def test_figures_get_the_permissions_of_a_new_file(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o640  # 0666 & ~umask, not mkstemp's 0600
+
+
+def test_verify_progress_bar_counts_the_oracle_calls(tmp_path, monkeypatch, capsys):
+    import json
+    from contextlib import contextmanager
+
+    from reductions.cli import main
+    from reductions.commands import verify as verify_command
+    from reductions.generators.ksat import random_ksat
+    from reductions.problems.cnf import write_dimacs
+
+    updates = []
+
+    @contextmanager
+    def fake_progress(**kwargs):
+        yield type("Bar", (), {"update": lambda self, k: updates.append(k)})()
+
+    monkeypatch.setattr(verify_command, "progress", fake_progress)
+    monkeypatch.chdir(tmp_path)
+    write_dimacs(random_ksat(8, ratio=4.26, seed=1), "f.cnf")
+    assert main(["verify", "f.cnf", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["oracle"] == "exact" and sum(updates) == report["oracle_calls"] > 1
+    updates.clear()
+    assert main(["verify", "f.cnf", "--to", "ov", "--json"]) == 0  # no attention oracle: nothing counted
+    assert updates == [] and json.loads(capsys.readouterr().out)["oracle"] == "exact"
