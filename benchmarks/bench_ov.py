@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Callable
@@ -106,6 +107,7 @@ def run(n_values: tuple[int, ...], dimensions: tuple[int, ...], methods: tuple[s
                 print(f"m={m:4d} n={n:7d} {method:7s} {cell['pairs_per_s']:.3g} pairs/s "
                       f"({cell['rows']} x {n} pairs in {cell['seconds']:.3g} s)", file=sys.stderr)
     return {"threads": numba.get_num_threads(), "threading_layer": numba.threading_layer(),
+            "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
             "gemm64_flops": gemm64, "gemm32_flops": gemm32, "cells": cells}
 
 
@@ -115,7 +117,8 @@ def table(report: dict) -> str:
     lines = [
         f"OV brute force, pair checks per second ({report['threads']} threads, numba layer "
         f"{report['threading_layer']}); GEMM float64 {report['gemm64_flops']:.3g} flop/s, float32 "
-        f"{report['gemm32_flops']:.3g} flop/s",
+        f"{report['gemm32_flops']:.3g} flop/s; load average {report['load_average']} on {report['cpus']} CPUs "
+        "(a load above the CPU count means other processes shared the cores: compare ratios, not absolutes)",
         "",
         "| m | n | " + " | ".join(methods)
         + " | blas ceiling GEMM32/(2m) | packed/numpy | packed/blas | blas/ceiling |",
