@@ -61,6 +61,8 @@ ATTENTION_RESIDENT = 8
 ATTENTION_TRANSIENT = 12
 #: Bytes of a chain not proportional to its sizes (Python objects, logs, small arrays).
 OVERHEAD = 8 * 2**20
+#: Bytes per variable of a SAT model: a Python int and its list slot, and its output text.
+MODEL_BYTES_PER_VARIABLE = 64
 
 OV_ALTERNATIVE = (
     "generate the OV vectors block by block instead of storing them: "
@@ -85,6 +87,7 @@ __all__ = [
     "chain_footprints",
     "chain_peak",
     "check_chain",
+    "require_model_memory",
 ]
 
 
@@ -255,6 +258,22 @@ def attention_footprint(n: int, n_k: int, d: int, what: str = "") -> Footprint:
     return Footprint(what, ATTENTION_RESIDENT * matrix, ATTENTION_TRANSIENT * matrix + buffers, ATTENTION_ALTERNATIVE)
 
 
+def require_model_memory(cnf: Any) -> None:
+    """Refuse (``ResourceError``) a SAT model the process cannot hold: one literal per declared variable.
+
+    A solver's answer lists ``cnf.nv`` literals (the DIMACS header's count, variables in no
+    clause included), :data:`MODEL_BYTES_PER_VARIABLE` bytes each as Python integers and
+    output text; a header declaring two billion variables asks for ~140 GB.
+    """
+    top = max((abs(lit) for clause in cnf.clauses for lit in clause), default=0)
+    require_memory(
+        MODEL_BYTES_PER_VARIABLE * int(cnf.nv),
+        f"a complete model of the header's nv = {cnf.nv} variables",
+        f"the clauses use variables 1..{top}: lower the header's variable count (p cnf {top} ...) "
+        "if the others are not meant to exist",
+    )
+
+
 def _as_int(value: Any) -> int | None:
     if value is None:
         return None
@@ -341,8 +360,8 @@ def chain_footprints(rules: Sequence[Any], instance: Any) -> list[Footprint]:
     out = []
     for k, (rule, formulas) in enumerate(zip(rules, _compiled(rules))):
         if k == 0 and rule.source == "ksat" and rule.target == "ov":
+            _require_side_limit(int(measured["N"]), int(measured["m"]))  # before 2^(N/2) is computed
             footprint = ksat_to_ov_footprint(int(measured["N"]), int(measured["m"]))
-            _require_side_limit(int(measured["N"]), footprint)
         else:
             footprint = node_footprint(rule.target, _evaluate(formulas, values))
         if footprint is not None:
@@ -350,14 +369,19 @@ def chain_footprints(rules: Sequence[Any], instance: Any) -> list[Footprint]:
     return out
 
 
-def _require_side_limit(N: int, footprint: Footprint) -> None:
-    """The k-SAT -> OV generator's own limit, refused here with the estimate and the alternative."""
+def _require_side_limit(N: int, m: int) -> None:
+    """The k-SAT -> OV generator's own limit, refused with the estimate (computed in logarithms:
+    ``2^(N/2)`` has about ``N/2`` bits, a billion for the largest DIMACS header) and the alternative."""
     from reductions.rules.ksat_to_ov import MAX_SIDE_BITS, split_point
 
-    if split_point(N) > MAX_SIDE_BITS:
+    N1 = split_point(N)
+    if N1 > MAX_SIDE_BITS:
+        log2_bytes = N1 + math.log2(max(m, 1)) + (1.0 if N % 2 == 0 else math.log2(1.5))
+        size = _gb(2.0**log2_bytes) if log2_bytes < 1000 else f"2^{log2_bytes:.0f} bytes"
         raise ResourceError(
-            f"{footprint.what} needs about {_gb(footprint.peak)}, beyond the generator's limit of "
-            f"2^{MAX_SIDE_BITS} vectors per side (reductions.rules.ksat_to_ov.MAX_SIDE_BITS); {OV_ALTERNATIVE}"
+            f"k-SAT -> OV with N = {N} variables and m = {m} clauses needs 2^{N1} + 2^{N - N1} vectors "
+            f"of {max(m, 1)} bytes, about {size}, beyond the generator's limit of 2^{MAX_SIDE_BITS} "
+            f"vectors per side (reductions.rules.ksat_to_ov.MAX_SIDE_BITS); {OV_ALTERNATIVE}"
         )
 
 

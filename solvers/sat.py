@@ -92,6 +92,9 @@ def solve_sat(cnf: CNF, solver: str = DEFAULT_SOLVER) -> SatResult:
     """
     check_cnf(cnf)
     name = canonical_solver(solver)
+    from reductions.guards import require_model_memory
+
+    require_model_memory(cnf)  # the model lists all cnf.nv variables: refuse before solving
     with Solver(name=name, bootstrap_with=cnf.clauses) as oracle:
         start = time.perf_counter()
         satisfiable = bool(oracle.solve())

@@ -159,3 +159,24 @@ def test_node_footprints_for_each_problem():
     assert guards.node_footprint("maxip", {"n_U": 4}) is None
     assert guards.node_footprint("gradient", {"n": 8}) is None
     assert guards.chain_peak([fp, fp]) == 2 * fp.resident + fp.transient + guards.OVERHEAD
+
+
+@pytest.mark.parametrize("command", [["solve"], ["solve", "--via", "gradient"], ["verify"]])
+def test_a_header_declaring_two_billion_variables_is_refused_not_run(command, tmp_path, capsys):
+    """The SAT model lists every declared variable (~140 GB here) and the OV sides have 2^(N/2)
+    vectors: both are refused with the estimate, in logarithms where it has a billion bits."""
+    path = tmp_path / "huge_header.cnf"
+    path.write_text("p cnf 2147483647 1\n1 -2 0\n")
+    assert main([command[0], str(path), *command[1:]]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert ("lower the header's variable count (p cnf 2 ...)" in err[0]) or ("2^1073741825 bytes" in err[0])
+
+
+def test_the_model_guard_allows_what_fits():
+    from solvers.sat import solve_sat
+
+    result = solve_sat(make_cnf([[1, -2]], nv=10_000))
+    assert result.satisfiable and len(result.model) == 10_000
+    with pytest.raises(ResourceError, match="nv = 2147483647"):
+        solve_sat(make_cnf([[1, -2]], nv=2**31 - 1))
