@@ -17,7 +17,7 @@ so the result does not depend on the number of threads.
 The two matrix-product shapes are register-blocked micro-kernels generated from templates:
 ``NT`` (``out[i, k] = sum_a A[i, a] B[k, a]`` over panels of 16 keys, 4 x 16 accumulators,
 used for ``S`` and for ``q`` with the ``p`` epilogue fused in) and ``NN``
-(``out[i, :] += sum_k P[i, k] B[k, :]``, 4 rows x 16 columns, key tiles of 128).  The kernel
+(``out[i, :] += sum_k P[i, k] B[k, :]``, 4 rows x 16 or 32 columns, key tiles of 128).  The kernel
 module (templates, the hand-written functions below, decorations) is written once per source
 version to a cache directory and compiled by numba with LLVM's SLP vectoriser switched on
 (numba leaves it off by default; it turns the straight-line accumulator code into AVX2/AVX-512
@@ -52,8 +52,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-#: Rows and keys of the NT register tile; columns of the NN tile (rows: MR); keys per NN tile.
-MR, NR, NC, TILE = 4, 16, 16, 128
+#: Rows and keys of the NT register tile; keys per NN tile (its columns: ``FusedKeys.nc``).
+MR, NR, TILE = 4, 16, 128
 #: The exponential's error bound claimed (and tested): relative, in ulp of the result.
 EXP_MAX_ULP = 4
 
@@ -65,17 +65,32 @@ _TAYLOR = tuple(1.0 / math.factorial(i) for i in range(14))
 
 
 # --------------------------------------------------------------------------- code templates
+def _accumulators(cols: int) -> list[list[str]]:
+    return [[f"c{i}_{j}" for j in range(cols)] for i in range(MR)]
+
+
+def _tile_body(acc: list[list[str]], b_load: str, a_load: str, indent: str) -> list[str]:
+    """The rank-1 update ``c_i_j += a_i b_j``, ``b_j = b_load(j)``, ``a_i = a_load(i)``, one line
+    per scalar (straight-line code the SLP vectoriser packs into vector loads and FMAs)."""
+    cols = len(acc[0])
+    lines = [f"{indent}b{j} = {b_load.format(j=j)}" for j in range(cols)]
+    for i in range(MR):
+        lines.append(f"{indent}a{i} = {a_load.format(i=i)}")
+        lines += [f"{indent}{acc[i][j]} += a{i} * b{j}" for j in range(cols)]
+    return lines
+
+
+def _zeros(acc: list[list[str]], indent: str) -> list[str]:
+    return [f"{indent}{a} = 0.0" for row in acc for a in row]
+
+
 def _nt_source(name: str, epilogue: str) -> str:
     """``out[i, 16p + j] <- epilogue(sum_a A[i, a] Bp[p, a, j])`` for 4 rows at a time."""
+    acc = _accumulators(NR)
     lines = [f"def {name}(A, Bp, S, r, invl, bp, npan, dp):"]
     lines += ["    for p in range(npan):", f"        for i0 in range(0, bp, {MR}):"]
-    acc = [[f"c{i}_{j}" for j in range(NR)] for i in range(MR)]
-    lines += [f"            {a} = 0.0" for row in acc for a in row]
-    lines += ["            for a in range(dp):"]
-    lines += [f"                b{j} = Bp[p, a, {j}]" for j in range(NR)]
-    for i in range(MR):
-        lines += [f"                q{i} = A[i0 + {i}, a]"]
-        lines += [f"                {acc[i][j]} += q{i} * b{j}" for j in range(NR)]
+    lines += _zeros(acc, " " * 12) + ["            for a in range(dp):"]
+    lines += _tile_body(acc, "Bp[p, a, {j}]", "A[i0 + {i}, a]", " " * 16)
     for i in range(MR):
         if epilogue == "p":
             lines += [f"            ri = r[i0 + {i}]", f"            li = invl[i0 + {i}]"]
@@ -86,8 +101,9 @@ def _nt_source(name: str, epilogue: str) -> str:
     return "\n".join(lines)
 
 
-def _nn_source(name: str) -> str:
-    """``out3[i, cc, :] += sum_k P[i, k] B3[k, cc, :]`` for 4 rows and ``NC`` columns at a time."""
+def _nn_source(name: str, nc: int) -> str:
+    """``out3[i, cc, :] += sum_k P[i, k] B3[k, cc, :]`` for 4 rows and ``nc`` columns at a time."""
+    acc = _accumulators(nc)
     lines = [f"def {name}(P, B3, out3, bp, nchunks, nk, tile):"]
     lines += [
         "    for k0 in range(0, nk, tile):",
@@ -95,15 +111,10 @@ def _nn_source(name: str) -> str:
         f"        for i0 in range(0, bp, {MR}):",
         "            for cc in range(nchunks):",
     ]
-    acc = [[f"c{i}_{j}" for j in range(NC)] for i in range(MR)]
-    lines += [f"                {a} = 0.0" for row in acc for a in row]
-    lines += ["                for k in range(k0, k1):"]
-    lines += [f"                    b{j} = B3[k, cc, {j}]" for j in range(NC)]
+    lines += _zeros(acc, " " * 16) + ["                for k in range(k0, k1):"]
+    lines += _tile_body(acc, "B3[k, cc, {j}]", "P[i0 + {i}, k]", " " * 20)
     for i in range(MR):
-        lines += [f"                    w{i} = P[i0 + {i}, k]"]
-        lines += [f"                    {acc[i][j]} += w{i} * b{j}" for j in range(NC)]
-    for i in range(MR):
-        lines += [f"                out3[i0 + {i}, cc, {j}] += {acc[i][j]}" for j in range(NC)]
+        lines += [f"                out3[i0 + {i}, cc, {j}] += {acc[i][j]}" for j in range(nc)]
     return "\n".join(lines)
 
 
@@ -219,7 +230,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-MR, NR, NC, TILE = {MR}, {NR}, {NC}, {TILE}
+MR, NR, TILE = {MR}, {NR}, {TILE}
 LOG2E, LN2_HI, LN2_LO, XMIN = {LOG2E!r}, {LN2_HI!r}, {LN2_LO!r}, {XMIN!r}
 {taylor}
 OPTS = dict(fastmath={{"contract"}}, boundscheck=False, nogil=True, error_model="numpy", cache=True)
@@ -250,14 +261,15 @@ block = njit(
 '''
 
 
-def _module_source() -> str:
-    """The kernel module: header, the generated micro-kernels, the functions above, decorations."""
+def _module_source(nc: int) -> str:
+    """The kernel module for NN tiles of ``nc`` columns: header, generated micro-kernels, the
+    hand-written functions above, decorations."""
     taylor = "\n".join(f"C{i} = {c!r}" for i, c in enumerate(_TAYLOR) if i >= 2)
     header = _HEADER.format(
-        MR=MR, NR=NR, NC=NC, TILE=TILE, LOG2E=_LOG2E, LN2_HI=_LN2_HI, LN2_LO=_LN2_LO, XMIN=_XMIN, taylor=taylor
+        MR=MR, NR=NR, TILE=TILE, LOG2E=_LOG2E, LN2_HI=_LN2_HI, LN2_LO=_LN2_LO, XMIN=_XMIN, taylor=taylor
     )
     hand = [inspect.getsource(fn) for fn in (exp_shift_sum, row_max, block)]
-    generated = [_nt_source("nt_scores", "scores"), _nt_source("nt_p", "p"), _nn_source("nn")]
+    generated = [_nt_source("nt_scores", "scores"), _nt_source("nt_p", "p"), _nn_source("nn", nc)]
     return "\n\n\n".join([header, *generated, *hand, _DECORATE])
 
 
@@ -298,9 +310,9 @@ _LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=None)
-def _module() -> ModuleType:
+def _module(nc: int) -> ModuleType:
     """Write (once per source version), import and compile the kernel module."""
-    source = _module_source()
+    source = _module_source(nc)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     name = f"finegrain_fused_{digest}"
     path = _cache_dir() / f"{name}.py"
@@ -317,9 +329,9 @@ def _module() -> ModuleType:
     return module
 
 
-def _kernels() -> ModuleType:
+def _kernels(nc: int = 16) -> ModuleType:
     with _LOCK:
-        return _module()
+        return _module(nc)
 
 
 def exp_shifted(x: np.ndarray, shift: float = 0.0) -> tuple[np.ndarray, float]:
@@ -339,8 +351,9 @@ class FusedKeys:
     """The key side in the kernel's layouts: ``K = A2`` and ``h = A3 Y``, padded with zeros.
 
     ``Kp``, ``Hp``: panels ``(n_k/16, dp, 16)`` (key-contiguous, for the NT products);
-    ``K3``, ``H3``: ``(n_kp, dp/NC, NC)`` row-major chunks (for the NN products); ``dp`` is
-    ``d`` rounded up to a multiple of ``NC``.
+    ``K3``, ``H3``: ``(n_kp, dp/nc, nc)`` row-major chunks (for the NN products); ``dp`` is
+    ``d`` rounded up to a multiple of ``nc`` (32 when that costs no more padding than 16:
+    measured faster at d = 64; else 16).
     """
 
     Kp: np.ndarray
@@ -350,11 +363,13 @@ class FusedKeys:
     n_k: int
     d: int
     dp: int
+    nc: int
 
     @classmethod
     def build(cls, K: np.ndarray, h: np.ndarray) -> "FusedKeys":
         n_k, d = K.shape
-        dp = _round_up(d, NC)
+        nc = 32 if _round_up(d, 32) == _round_up(d, 16) else 16
+        dp = _round_up(d, nc)
         nkp = _round_up(n_k, NR)
 
         def padded(M: np.ndarray) -> np.ndarray:
@@ -365,8 +380,8 @@ class FusedKeys:
         Kz, hz = padded(K), padded(h)
         panels = lambda M: np.ascontiguousarray(M.reshape(nkp // NR, NR, dp).transpose(0, 2, 1))  # noqa: E731
         return cls(
-            Kp=panels(Kz), Hp=panels(hz), K3=Kz.reshape(nkp, dp // NC, NC), H3=hz.reshape(nkp, dp // NC, NC),
-            n_k=n_k, d=d, dp=dp,
+            Kp=panels(Kz), Hp=panels(hz), K3=Kz.reshape(nkp, dp // nc, nc), H3=hz.reshape(nkp, dp // nc, nc),
+            n_k=n_k, d=d, dp=dp, nc=nc,
         )
 
 
@@ -374,12 +389,12 @@ class _Buffers(threading.local):
     """Per-thread work arrays, reused across blocks (``block x n_k`` scores and ``block x d`` rows)."""
 
     def get(self, bp: int, keys: FusedKeys) -> tuple[np.ndarray, ...]:
-        shape = (bp, keys.dp, keys.Kp.shape[0] * NR)
+        shape = (bp, keys.dp, keys.Kp.shape[0] * NR, keys.nc)
         if getattr(self, "shape", None) != shape:
-            nkp, dp = shape[2], keys.dp
+            nkp, dp, nc = shape[2], keys.dp, keys.nc
             self.arrays = (
                 np.zeros((bp, dp)), np.zeros((bp, dp)), np.empty((bp, nkp)),
-                np.empty((bp, dp // NC, NC)), np.empty((bp, dp)), np.empty((bp, dp // NC, NC)),
+                np.empty((bp, dp // nc, nc)), np.empty((bp, dp)), np.empty((bp, dp // nc, nc)),
             )
             self.shape = shape
         return self.arrays
@@ -397,7 +412,7 @@ def block_terms(keys: FusedKeys, X: np.ndarray, A1: np.ndarray, E: np.ndarray) -
     Eb[:] = 0.0
     Eb[:rows, :d] = E
     G = np.empty((d, d))
-    loss = _kernels().block(
+    loss = _kernels(keys.nc).block(
         np.array(A1, order="C"), np.array(X, order="C"), Qb, Eb, keys.Kp, keys.Hp, keys.K3, keys.H3,
         S, Att3, C, W3, G, keys.n_k, rows, d,
     )
@@ -405,5 +420,6 @@ def block_terms(keys: FusedKeys, X: np.ndarray, A1: np.ndarray, E: np.ndarray) -
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's cache) the kernels now instead of on first use."""
-    _kernels()
+    """Compile (or load from numba's cache) both kernel variants now instead of on first use."""
+    for nc in (16, 32):
+        _kernels(nc)

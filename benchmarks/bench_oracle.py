@@ -190,7 +190,7 @@ def _format_row(row: dict[str, Any]) -> str:
             r = row[impl]
             parts.append(
                 f"{impl} {r['median_s']:7.3f} s (cpu {r['median_cpu_s']:6.2f} s) "
-                f"{r['peak_mib']:6.0f} MiB (imports {r['baseline_mib']:4.0f})"
+                f"{r['peak_mib']:6.0f} MiB (before {r['baseline_mib']:4.0f})"
             )
     for impl in IMPLS[1:]:
         if f"ours_over_{impl}" in row:
