@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FinegrainError as exc:
         print(f"finegrain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError as exc:  # an allocation beyond this machine (numpy names the size and shape)
+        print(f"finegrain {args.command}: error: out of memory: {exc}; use smaller sizes", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"finegrain {args.command}: interrupted; no output file was left half-written", file=sys.stderr)
         return 130

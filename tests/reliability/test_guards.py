@@ -180,3 +180,17 @@ def test_the_model_guard_allows_what_fits():
     assert result.satisfiable and len(result.model) == 10_000
     with pytest.raises(ResourceError, match="nv = 2147483647"):
         solve_sat(make_cnf([[1, -2]], nv=2**31 - 1))
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "ov", "--n", "1000000000000", "--m", "64", "--seed", "1"],
+    ["generate", "ksat", "--vars", "100", "--clauses", "100000000000", "--seed", "1"],
+])
+def test_generators_asked_for_impossible_sizes_fail_with_one_line(argv, tmp_path, capsys):
+    """numpy cannot allocate hundreds of TiB: the CLI reports it in one line (exit 2), no traceback,
+    no output file."""
+    out = tmp_path / "out"
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "out of memory: Unable to allocate" in err[0]
+    assert list(tmp_path.iterdir()) == []
