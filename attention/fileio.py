@@ -26,15 +26,21 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", force: bool = False) 
     """Open a temp file beside ``path``; rename it over ``path`` only when the block succeeds.
 
     An exception or an interrupt inside the block leaves no file behind (and the old file,
-    if any, untouched).
+    if any, untouched).  An operating-system error (no permission, read-only file system, disk
+    full, the target is a directory) is a :class:`FinegrainError` naming the file.
     """
     path = check_output_path(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise FinegrainError(f"{path}: cannot create a file in {path.parent} ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
         os.chmod(tmp, _new_file_mode())  # mkstemp creates 0600; a new file gets the usual 0666 & ~umask
         os.replace(tmp, path)
+    except OSError as exc:
+        raise FinegrainError(f"{path}: cannot write the file ({exc.strerror or exc}); it was left unchanged") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

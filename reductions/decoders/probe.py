@@ -76,14 +76,23 @@ def key_gap(mu: float, count: int, key_yes: float, key_no: float) -> Gap:
     return Gap(0.5 * key_yes, (1 + 0.5 / mu) * count * key_no, label=f"key probe over {count} keys")
 
 
+#: Largest target entry: the loss ``0.5 ||c||^2 ~ n mu^2`` must stay inside float64 (and the
+#: stated precision ``mu margin beta^2 / d'`` finite).
+MAX_MU = 1e150
+
+
 def check_mu(mu: Any) -> float:
-    """``mu`` as a positive finite float, or :class:`InvalidInstance`."""
+    """``mu`` as a positive finite float at most :data:`MAX_MU`, or :class:`InvalidInstance`."""
     try:
         value = float(mu)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         value = math.nan
     if isinstance(mu, bool) or not (math.isfinite(value) and value > 0):
         raise InvalidInstance(f"mu: the target entry size must be a positive finite number, got {mu!r}")
+    if value > MAX_MU:
+        raise InvalidInstance(
+            f"mu = {value:.3g}: at most {MAX_MU:g} (the loss grows like n mu^2 and would overflow float64)"
+        )
     return value
 
 

@@ -171,3 +171,33 @@ def test_a_real_signal_while_writing_a_large_file_leaves_no_half_written_file(tm
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in done.stderr
     assert out.read_text() == SENTINEL  # the old file, untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.ov"]
+
+
+# ----------------------------------------------------------------------------- operating-system errors
+def test_os_errors_while_writing_are_one_clear_error(tmp_path, monkeypatch):
+    """No directory entry can be made (here /proc), the disk fills up mid-write, the target is a
+    directory: a FinegrainError naming the file; no temporary file; an old file untouched."""
+    from attention.errors import FinegrainError
+
+    with pytest.raises(FinegrainError, match="cannot create a file in /proc"):
+        with atomic_write("/proc/finegrain-test.txt", "w", force=True) as fh:
+            fh.write("x")
+    target = tmp_path / "out.txt"
+    target.write_text(SENTINEL)
+    with pytest.raises(FinegrainError, match="out.txt: cannot write the file .*No space left on device"):
+        with atomic_write(target, "w", force=True) as fh:
+            fh.write("half")
+            raise OSError(28, "No space left on device")
+    assert target.read_text() == SENTINEL and leftovers(tmp_path) == []
+    folder = tmp_path / "a_directory"
+    folder.mkdir()
+    with pytest.raises(FinegrainError, match="a_directory: cannot write the file"):
+        with atomic_write(folder, "w", force=True) as fh:
+            fh.write("x")
+    assert folder.is_dir() and leftovers(tmp_path) == []
+
+
+def test_the_cli_reports_an_unwritable_output_in_one_line(capsys):
+    assert main(["generate", "ov", "--n", "3", "--m", "3", "-o", "/proc/version", "--force"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "cannot create a file in /proc" in err[0]

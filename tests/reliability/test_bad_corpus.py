@@ -91,3 +91,31 @@ def test_the_cli_exits_2_with_one_line(name, command, capsys, tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"finegrain {command}: error: "), err
     assert "Traceback" not in err and path in lines[0]
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+#: Command lines with bad values (found by a sweep of every subcommand's options).
+BAD_ARGUMENTS = [
+    (["generate", "ov", "--n", "-1", "--m", "5"], "n_U: expected an integer >= 0"),
+    (["generate", "ov", "--n", "4", "--m", "5", "--p", "nan"], "p: expected a probability"),
+    (["generate", "ksat", "--vars", "3", "--clauses", "5", "--k", "10"], "a clause needs k distinct variables"),
+    (["generate", "coloring", "--graph", "cycle:-5", "--colors", "3"], "graph 'cycle:-5'"),
+    (["reduce", "{cnf}", "--to", "gradient", "--option", "mu=1e308", "-o", "{out}.npz"], "mu = 1e+308: at most"),
+    (["reduce", "{cnf}", "--to", "gradient", "--option", "mu=nan", "-o", "{out}.npz"], "mu: the target entry size"),
+    (["reduce", "{cnf}", "--path", "ksat_to_ov,bogus", "-o", "{out}.npz"], "no rule named 'bogus'"),
+    (["solve", "{cnf}", "--via", "nonsense"], "unknown problem 'nonsense'"),
+    (["solve", "{cnf}", "--solver", "bogus"], "unknown SAT solver 'bogus'"),
+    (["solve", "/"], "cannot read the file"),
+    (["generate", "ov", "--n", "3", "--m", "3", "-o", "/proc/version", "--force"], "cannot create a file in /proc"),
+]
+
+
+@pytest.mark.parametrize("argv, phrase", BAD_ARGUMENTS, ids=[" ".join(a[:3]) for a, _ in BAD_ARGUMENTS])
+def test_bad_arguments_exit_2_with_one_line(argv, phrase, tmp_path, capsys):
+    cnf = tmp_path / "f.cnf"
+    cnf.write_text("p cnf 3 2\n1 -2 0\n2 3 0\n")
+    argv = [a.format(cnf=cnf, out=tmp_path / "out") for a in argv]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1 and phrase in lines[0] and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.cnf"]
