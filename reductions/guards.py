@@ -3,8 +3,10 @@
 A reduction chain materialises every node: k-SAT with ``N`` variables and ``m`` clauses
 becomes an OV instance of ``2^ceil(N/2) + 2^floor(N/2)`` vectors of ``m`` bytes, then an
 attention instance with ``2 n`` tokens (``n = 2^ceil(N/2)``) of width ``2m + 2`` in float64.
-At ``N = 40`` the attention step alone needs ~70 GB; at ``N = 60`` the OV step ~400 GB.
-Instead of an out-of-memory kill halfway, :func:`require_memory` raises
+At ``N = 40`` (``m = 170``) the chain needs ~120 GB, almost all of it the attention step; at
+``N = 60`` (``m = 256``) the OV step alone ~1700 GB.  Instead of an out-of-memory kill
+halfway, :func:`check_chain` (called by every rule application and composed chain in
+:mod:`reductions.registry`) and :func:`require_memory` raise
 :class:`~attention.errors.ResourceError` before anything is built, naming the estimate, what is
 available and the option that would work (OV without storing it: blocked generation by
 :class:`solvers.ov_distributed.SatOV`, searched by ``solve_cnf_distributed``, locally or on
@@ -22,8 +24,13 @@ the measured peak RSS:
 - attention (gradient) instance from OV (:mod:`reductions.embedding`): 8 float64 matrices of
   ``max(n, n_k) x d`` resident (``A1, A2, A3, E``, the patterns ``Qp, Kp``, and what the
   allocator keeps of the build's temporaries) and 12 more while decoding (a new instance per
-  oracle call, its scaled copy, ``h = A3 Y`` and the magnitudes of the oracle's error bound),
-  plus the exact oracle's two ``block x n_k`` buffers (:func:`attention.oracle.default_block`).
+  oracle call, its scaled copy, ``h = A3 Y``, the fused kernel's padded key copies and the
+  magnitudes of the oracle's error bound), plus two ``block x n_k`` buffers.
+- a SAT model (:func:`require_model_memory`): one literal per declared variable,
+  :data:`MODEL_BYTES_PER_VARIABLE` bytes each.
+
+The k-SAT -> OV rule's own limit (``reductions.rules.ksat_to_ov.MAX_SIDE_BITS``) is checked
+first, with its estimate computed in logarithms (a header may declare 2^31 variables).
 
 Available memory is the smallest of ``MemAvailable`` (``/proc/meminfo``; elsewhere
 ``os.sysconf`` available pages), the cgroup limit minus usage, and the address-space
