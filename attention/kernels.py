@@ -125,8 +125,8 @@ def exp_shift_sum(row, n_valid, n, shift):  # type: ignore[no-untyped-def]
     """row[:n_valid] <- exp(row - shift), row[n_valid:n] <- 0; returns the sum (8 lanes)."""
     for k in range(n_valid):
         x = row[k] - shift
-        xc = max(x, XMIN - 1.0)
-        kf = np.floor(xc * LOG2E + 0.5)
+        xc = max(x, XMIN - 1.0)                                                # noqa: F821
+        kf = np.floor(xc * LOG2E + 0.5)                                        # noqa: F821
         t = (xc - kf * LN2_HI) - kf * LN2_LO                                   # noqa: F821
         poly = C13                                                             # noqa: F821
         poly = poly * t + C12                                                  # noqa: F821
@@ -320,12 +320,25 @@ def _module(nc: int) -> ModuleType:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(source)
         os.replace(tmp, path)
+    try:
+        return _load(name, path)
+    except Exception:                         # a stale or corrupt numba cache: drop it, compile
+        for stale in (path.parent / "__pycache__").glob(f"{name}.*"):
+            stale.unlink(missing_ok=True)
+        return _load(name, path)
+
+
+def _load(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module                # numba's cache finds the globals by module name
-    with _slp_vectorizer():
-        spec.loader.exec_module(module)       # compiles (or loads numba's cache) with SLP on
+    try:
+        with _slp_vectorizer():
+            spec.loader.exec_module(module)   # compiles (or loads numba's cache) with SLP on
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 

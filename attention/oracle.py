@@ -349,7 +349,7 @@ def _ranges(start: int, stop: int, block: int) -> Iterator[tuple[int, int]]:
 KERNELS = ("auto", "fused", "numpy")
 #: ``kernel="auto"`` uses the fused kernel (compiled once per process, a few seconds) from
 #: this many key-side entries ``n_k * d`` on; below it the numpy kernel (no compilation).
-FUSED_MIN_KEY_ENTRIES = 2**16
+FUSED_MIN_KEY_ENTRIES = 2**12
 
 
 @dataclass(frozen=True)

@@ -158,11 +158,13 @@ def test_gradient_equals_torch_autograd_through_sdpa(inst):
     assert abs(res.loss - L_torch) <= 2 * res.loss_error_bound
 
 
-def test_torch_large_rectangular():
+@pytest.mark.parametrize("kernel", ["numpy", "fused"])
+def test_torch_large_rectangular(kernel):
     inst = AttentionInstance.random(n=300, n_k=170, d=16, B=20.0, seed=8, target_scale=2.0)
-    G_torch, _ = _torch_gradient(inst)
-    res = oracle.gradient(inst, block=64)
+    G_torch, L_torch = _torch_gradient(inst)
+    res = oracle.gradient(inst, block=64, kernel=kernel)
     assert _max_err(res.gradient, G_torch) <= 2 * res.error_bound
+    assert abs(res.loss - L_torch) <= 2 * res.loss_error_bound
 
 
 # --------------------------------------------------------------------------- naive formula
