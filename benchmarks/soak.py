@@ -309,10 +309,10 @@ def print_memory(rows: list[dict[str, Any]]) -> None:
         if "estimate" not in r:
             print(f"{r['kind']:<12} {r['N']:>3}  {r['outcome']}")
             continue
-        est, act = r["estimate"] / 2**20, r["growth"] / 2**20
-        ratio = est / act if act > 0 and math.isfinite(est) else math.nan
-        print(f"{r['kind']:<12} {r['N']:>3} {r['m']:>4} {est:>12.1f} {act:>10.1f} {ratio:>10.2f} {r['seconds']:>7.2f}  "
-              f"{r['outcome'][:150]}")
+        est, act = r["estimate"] / 1e6, r["growth"] / 1e6
+        ratio = f"{est / act:>10.2f}" if act >= 1 else f"{'-':>10}"
+        print(f"{r['kind']:<12} {r['N']:>3} {r['m']:>4} {est:>12.1f} {act:>10.1f} {ratio} {r['seconds']:>7.2f}  "
+              f"{r['outcome'][:160]}")
 
 
 # ----------------------------------------------------------------------------- main

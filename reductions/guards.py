@@ -383,8 +383,10 @@ def _require_side_limit(N: int, m: int) -> None:
 
     N1 = split_point(N)
     if N1 > MAX_SIDE_BITS:
-        log2_bytes = N1 + math.log2(max(m, 1)) + (1.0 if N % 2 == 0 else math.log2(1.5))
-        size = _gb(2.0**log2_bytes) if log2_bytes < 1000 else f"2^{log2_bytes:.0f} bytes"
+        if N1 <= 200:  # the estimate of every other refusal, as a number
+            size = _gb(chain_peak([ksat_to_ov_footprint(N, m)]))
+        else:  # 2^N1 has too many digits to be worth computing: the unpacked sides, in logarithms
+            size = f"2^{N1 + math.log2(max(m, 1)) + (1.0 if N % 2 == 0 else math.log2(1.5)):.0f} bytes"
         raise ResourceError(
             f"k-SAT -> OV with N = {N} variables and m = {m} clauses needs 2^{N1} + 2^{N - N1} vectors "
             f"of {max(m, 1)} bytes, about {size}, beyond the generator's limit of 2^{MAX_SIDE_BITS} "
