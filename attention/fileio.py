@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,19 +30,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", force: bool = False) 
     full, the target is a directory) is a :class:`FinegrainError` naming the file.
     """
     path = check_output_path(path, force)
+    # Named before it exists and created inside the try: an interrupt at any moment (even
+    # between the file's creation and the return of the call creating it) is cleaned up.
+    tmp: Path | None = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise FinegrainError(f"{path}: cannot create a file in {path.parent} ({exc.strerror or exc})") from None
-    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            tmp = None  # nothing of ours to remove
+            raise FinegrainError(f"{path}: cannot create a file in {path.parent} ({exc.strerror or exc})") from None
         with os.fdopen(fd, mode) as fh:
             yield fh
-        os.chmod(tmp, _new_file_mode())  # mkstemp creates 0600; a new file gets the usual 0666 & ~umask
+        os.chmod(tmp, _new_file_mode())  # created 0600; a new file gets the usual 0666 & ~umask
         os.replace(tmp, path)
     except OSError as exc:
         raise FinegrainError(f"{path}: cannot write the file ({exc.strerror or exc}); it was left unchanged") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
 
 

@@ -50,6 +50,25 @@ def test_a_failure_inside_the_block_leaves_nothing_and_keeps_the_old_file(tmp_pa
     assert (target.read_text() == SENTINEL) if existing else not target.exists()
 
 
+def test_an_interrupt_as_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """The race a real signal can hit: the temporary file exists, the call that created it has not
+    returned yet (found by the SIGINT test below under load)."""
+    import attention.fileio as fileio
+
+    real_open = os.open
+
+    def created_then_interrupted(*args, **kwargs):
+        os.close(real_open(*args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio.os, "open", created_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_write(tmp_path / "out.txt", "w") as fh:
+            fh.write("never")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_successful_block_replaces_the_target_only_with_force(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text(SENTINEL)
