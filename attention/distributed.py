@@ -16,8 +16,9 @@ a reduction tree of tasks.  The shared arrays ``A2, A3, X, Y`` are sent once to 
 The partials are added in range order, ``fan_in`` per reduction task (``reduction="fold"``,
 the default: a left-deep tree doing the additions of a loop), so:
 
-- with ``task_rows == block`` the gradient and the loss are the same bits as
-  :func:`attention.oracle.gradient` with that ``block``, on any cluster; :func:`forward` is
+- with ``task_rows == block`` the float64 gradient and loss are the same bits as
+  :func:`attention.oracle.gradient` with that ``block``, on any cluster (float32: the
+  oracle adds its blocks in float32, here the float64 partials are added in float64); :func:`forward` is
   the same bits whenever ``task_rows`` is a multiple of ``block``, :func:`loss` whenever
   ``task_rows == block`` (it adds the ranges' losses with :func:`math.fsum`, as the oracle
   adds its blocks');
@@ -199,18 +200,19 @@ class ProbeRows:
     Parameters
     ----------
     vectors : an object with ``n_U, n_V, m, U_block(start, stop), V_block(start, stop)``.
-    mu : the target size ``E[:, 0] = -mu rho``; default ``d' (n + 1)``.
+    mu : the target size ``E[:, 0] = -mu rho``; default that of the rule, ``d' (n + 1)``.
 
     Notes
     -----
     With ``n = max(n_U, n_V)`` (the smaller side padded by repeating its row 0),
-    ``s = ln(8 n (n+1))``, ``d' = 2m + 2`` and ``c = sqrt(d' s)``, query row ``r < 2n`` is
-    ``A1[r] = (c a_i, c (1 - a_i), rho_r, 0)`` with ``i = r mod n``, ``rho_r = [r < n]``, and
-    ``E[r] = (-mu rho_r, 0, ..., 0)``; key ``k < n`` is ``A2[k] = (c (1 - b_k), c 1_m, 0, 1)``,
-    key ``n + k`` is ``(c 1_{2m}, 0, 0)``; ``A3 = [v, 0, ...]`` with ``v = (1_n; 0_n)``,
-    ``X = Y = I``.  These are the arrays of ``ov_to_gradient_probe.reduce`` (same bits; the
-    tests compare them).  A range of ``r`` rows costs ``O(r m)`` to generate, the key side
-    ``O(n m)`` once per worker (``16 n d'`` bytes).
+    ``s = ln(8 n (n+1))`` and ``d' = 2m + 2``: query ``r < 2n`` has the pattern
+    ``(a_i, 1 - a_i)``, ``i = r mod n``, and the probe ``rho_r = [r < n]``; key ``k < n`` has
+    ``(1 - b_k, 1_m)`` and the probe ``v_k = 1``, key ``n + k`` the dummy ``1_{2m}``;
+    ``E[:, 0] = -mu rho``.  Scaling, probe columns and layout are those of the rule itself:
+    each range is passed through :func:`reductions.decoders.probe.probe_instance` with the
+    other side reduced to one placeholder row, so the arrays are the rule's, bit for bit
+    (the tests compare them).  A range of ``r`` rows costs ``O(r m)``, the key side ``O(n m)``
+    once per worker (``16 n d'`` bytes).
 
     Examples
     --------
@@ -219,25 +221,23 @@ class ProbeRows:
     >>> (source.n, source.n_k, source.d), source.mu
     ((8, 8, 6), 30.0)
     >>> A1, E = source.rows(3, 5)
-    >>> A1[:, 4].tolist(), E[:, 0].tolist()       # the query probe rho: 1 on real rows
-    ([1.0, 0.0], [-30.0, -0.0])
+    >>> (A1[:, 4] > 0).tolist(), E[:, 0].tolist()   # the query probe and the target: rows 3, 4 of 8
+    ([True, False], [-30.0, -0.0])
     """
 
     vectors: Any
     mu: float | None = None
 
     def __post_init__(self) -> None:
+        from reductions.decoders.probe import check_mu, default_mu
         from reductions.rules.ov_to_attention_h import scale_gradient
 
         n_ov = max(self.vectors.n_U, self.vectors.n_V, 1)
-        d = 2 * self.vectors.m + 2
-        mu = float(d * (n_ov + 1)) if self.mu is None else float(self.mu)
-        if not (math.isfinite(mu) and mu > 0):
-            raise InvalidInstance(f"mu: must be a positive finite number, got {self.mu!r}")
-        object.__setattr__(self, "mu", mu)
         object.__setattr__(self, "n_ov", n_ov)
         object.__setattr__(self, "s", scale_gradient(n_ov))
-        object.__setattr__(self, "factor", math.sqrt(d * self.s))
+        placeholder = np.ones((1, 2 * self.vectors.m))
+        raw = self._raw(placeholder, placeholder, np.zeros(1))
+        object.__setattr__(self, "mu", default_mu(raw) if self.mu is None else check_mu(self.mu))
 
     @property
     def n(self) -> int:
@@ -253,45 +253,72 @@ class ProbeRows:
 
     @property
     def meta(self) -> dict:
-        return {
-            "problem": "gradient", "construction": "H", "decoder": "probe", "generator": "ProbeRows",
-            "n_ov": self.n_ov, "m": self.vectors.m, "s": self.s, "mu": self.mu, "lambda": 1.0,
-            "embedding": "scaled", "layout": [2 * self.vectors.m, 1, 1],
-        }
+        return dict(self._embed(np.arange(1), keys=False).meta, generator="ProbeRows")
+
+    def decide(self, result: GradientResult) -> bool:
+        """Decoder (c), one call: is the formula satisfiable (the OV instance YES), from ``dL/dX``.
+
+        The statistic ``V1 = d' G[P, W] / (mu beta^2)`` and its promise gap are the rule's
+        (:func:`reductions.decoders.probe.row_gap`, THEORY 4.7); the oracle's error bound is
+        carried to the statistic, and a margin not above it raises
+        :class:`~attention.errors.PrecisionError` instead of guessing.
+        """
+        from reductions.decoders.probe import row_gap
+
+        unit = self.d / (self.mu * self.meta["beta"] ** 2)
+        placeholder = np.ones((1, 2 * self.vectors.m))
+        gap = row_gap(self._raw(placeholder, placeholder, np.zeros(1)), self.mu, self.n_ov)
+        return gap.decide(unit * float(result.gradient[-2, -1]), unit * result.error_bound)
 
     def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """``(A1[start:stop], E[start:stop])``."""
-        r = np.arange(start, stop)
-        U = _padded_rows(self.vectors.U_block, self.vectors.n_U, r % self.n_ov)
-        rho = (r < self.n_ov).astype(np.float64)
-        patterns = np.concatenate([U, 1 - U], axis=1).astype(np.float64)
-        A1 = np.concatenate([self.factor * patterns, rho[:, None], np.zeros((len(r), 1))], axis=1)
-        E = np.zeros((len(r), self.d))
-        E[:, 0] = -self.mu * rho
-        return A1, E
+        inst = self._embed(np.arange(start, stop), keys=False)
+        return inst.A1, inst.E
 
     def key_side(self) -> KeySide:
         """``(A2, A3, X, Y)``, built on first use and kept (one copy per worker)."""
         cached = self.__dict__.get("_keys")
         if cached is None:
-            cached = self._build_keys()
+            inst = self._embed(np.arange(self.n_k), keys=True)
+            cached = KeySide(A2=inst.A2, A3=inst.A3, X=inst.X, Y=inst.Y)
             object.__setattr__(self, "_keys", cached)
         return cached
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_keys"}  # ship the recipe, not the keys
 
-    def _build_keys(self) -> KeySide:
-        n, m, d = self.n_ov, self.vectors.m, self.d
-        V = _padded_rows(self.vectors.V_block, self.vectors.n_V, np.arange(n))
-        v = np.concatenate([np.ones(n), np.zeros(n)])
-        patterns = np.concatenate(
-            [np.concatenate([1 - V, np.ones_like(V)], axis=1), np.ones((n, 2 * m), dtype=V.dtype)]
-        ).astype(np.float64)
-        A2 = np.concatenate([self.factor * patterns, np.zeros((2 * n, 1)), v[:, None]], axis=1)
-        A3 = np.zeros((2 * n, d))
-        A3[:, 0] = v
-        return KeySide(A2=A2, A3=A3, X=1.0 * np.eye(d), Y=np.eye(d))
+    def _raw(self, Qp: np.ndarray, Kp: np.ndarray, v: np.ndarray) -> Any:
+        from reductions.embedding import RawAttention
+
+        m = self.vectors.m
+        return RawAttention(
+            Qp, Kp, v, self.s, rows=self.n_ov, t_yes=1.0 / (self.n_ov + 1), t_no=math.exp(-self.s),
+            yes_copies=2, max_score=self.s * m, spread=self.s * m,
+            meta={"construction": "H", "m": m, "n_ov": self.n_ov},
+        )
+
+    def _embed(self, index: np.ndarray, keys: bool) -> AttentionInstance:
+        """The rule's embedding of queries ``index`` (or of keys ``index``) against one placeholder."""
+        from reductions.decoders.probe import probe_instance
+        from reductions.problems.ov import OV
+        from reductions.rules.ov_to_maxip import maxip_encoding
+
+        n, m = self.n_ov, self.vectors.m
+        placeholder = np.ones((1, 2 * m))
+        real = index < n
+        if keys:
+            V = _padded_rows(self.vectors.V_block, self.vectors.n_V, index[real]) if real.any() else np.zeros((0, m), np.uint8)
+            _, Bk = maxip_encoding(OV(np.zeros((0, m), np.uint8), V))
+            Kp = np.concatenate([Bk, np.ones((int((~real).sum()), 2 * m))]).astype(np.float64)
+            v = real.astype(np.float64)
+            inst, _ = probe_instance(self._raw(placeholder, Kp, v), np.zeros(1), v, None, self.mu)
+        else:
+            U = _padded_rows(self.vectors.U_block, self.vectors.n_U, index % n) if index.size else np.zeros((0, m), np.uint8)
+            Aq, _ = maxip_encoding(OV(U, np.zeros((0, m), np.uint8)))
+            rho = real.astype(np.float64)
+            raw = self._raw(Aq.astype(np.float64), placeholder, np.zeros(1))
+            inst, _ = probe_instance(raw, rho, np.zeros(1), -self.mu * rho, self.mu)
+        return inst
 
 
 # --------------------------------------------------------------------------- the tasks
@@ -299,34 +326,34 @@ class ProbeRows:
 class Partial:
     """What a range (or a run of ranges) contributes: ``G_J``, ``L_J`` and the input magnitudes."""
 
-    gradient: np.ndarray | None
+    gradient: np.ndarray
     loss: float
     magnitudes: Any
 
 
-def _gradient_task(shared: Any, start: int, stop: int, rows: Any, block: int, dtype: Any) -> Partial:
+def _gradient_task(shared: Any, start: int, stop: int, rows: Any, options: dict[str, Any]) -> Partial:
     """One task: ``(G_J, L_J)`` of query rows ``J = [start, stop)`` by the oracle's own kernel."""
     from attention.oracle import gradient_partial, magnitudes
 
     inst = range_instance(shared, start, stop, rows)
-    G, L, _ = gradient_partial(inst, 0, stop - start, block=block, dtype=dtype)
+    G, L, _ = gradient_partial(inst, 0, stop - start, **options)
     return Partial(G, L, magnitudes(inst))
 
 
-def _forward_task(shared: Any, start: int, stop: int, rows: Any, block: int, dtype: Any) -> tuple[np.ndarray, Any]:
+def _forward_task(shared: Any, start: int, stop: int, rows: Any, options: dict[str, Any]) -> tuple[np.ndarray, Any]:
     """One task: the forward rows ``Att[J]`` (the oracle's forward on the range)."""
     from attention.oracle import forward, magnitudes
 
     inst = range_instance(shared, start, stop, rows)
-    return forward(inst, block=block, dtype=dtype).att, magnitudes(inst)
+    return forward(inst, **options).att, magnitudes(inst)
 
 
-def _loss_task(shared: Any, start: int, stop: int, rows: Any, block: int, dtype: Any) -> tuple[float, Any]:
+def _loss_task(shared: Any, start: int, stop: int, rows: Any, options: dict[str, Any]) -> tuple[float, Any]:
     """One task: ``L_J`` (the oracle's loss on the range, its blocks added by ``fsum``)."""
     from attention.oracle import loss, magnitudes
 
     inst = range_instance(shared, start, stop, rows)
-    return loss(inst, block=block, dtype=dtype).loss, magnitudes(inst)
+    return loss(inst, **options).loss, magnitudes(inst)
 
 
 def _add_partials(*parts: Partial) -> Partial:
@@ -430,8 +457,12 @@ def _run(scheduler: Any, source: Any, what: str, retries: int, job: Callable[[An
 # --------------------------------------------------------------------------- options
 @dataclass(frozen=True)
 class _Plan:
+    """How a call runs: the oracle's kernel and block, rows per task, the reduction."""
+
     block: int
+    kernel: str | None
     task_rows: int | None
+    task_threads: int | None
     fan_in: int
     reduction: str
     dtype: Any
@@ -446,20 +477,52 @@ class _Plan:
         rows = min(MAX_TASK_ROWS, -(-n // (TASKS_PER_THREAD * threads)))
         return max(self.block, rows // self.block * self.block)
 
+    def options(self, executor: Any) -> dict[str, Any]:
+        """Keyword arguments of the oracle call in each task (threads: all cores here, per task on a cluster)."""
+        options = {"block": self.block, "dtype": self.dtype, "threads": None if isinstance(executor, _Here) else self.task_threads}
+        if self.kernel is not None:
+            options["kernel"] = self.kernel
+        return options
+
 
 def _ranges(plan: _Plan, source: Any, executor: Any) -> list[tuple[int, int]]:
     in_process_stored = isinstance(executor, _Here) and isinstance(source, AttentionInstance)
     return block_ranges(source.n, plan.rows_per_task(source.n, executor.threads, in_process_stored))
 
 
-def _plan(source: Any, block: int | None, task_rows: int | None, fan_in: int, reduction: str, dtype: Any) -> _Plan:
+def _kernel(source: Any, kernel: str, dtype: Any) -> str:
+    """The kernel :func:`attention.oracle.gradient` would use for this instance (``"auto"`` resolved)."""
+    from attention.oracle import FUSED_MIN_KEY_ENTRIES, KERNELS, precision
+
+    if kernel not in KERNELS:
+        raise InvalidInstance(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
+    if kernel != "auto":
+        return kernel
+    big = source.n_k * source.d >= FUSED_MIN_KEY_ENTRIES
+    return "fused" if big and precision(dtype).name == "float64" else "numpy"
+
+
+def _plan(
+    source: Any,
+    block: int | None,
+    task_rows: int | None,
+    dtype: Any,
+    kernel: str | None = None,
+    task_threads: int | None = 1,
+    fan_in: int = DEFAULT_FAN_IN,
+    reduction: str = "fold",
+) -> _Plan:
+    """Validated options; ``kernel=None`` for the forward pass (the oracle's numpy kernel)."""
     from attention.oracle import default_block, precision
 
     precision(dtype)  # validates dtype
     if reduction not in REDUCTIONS:
         raise InvalidInstance(f"reduction: expected one of {', '.join(REDUCTIONS)}, got {reduction!r}")
-    block = default_block(source.n_k) if block is None else block
+    resolved = None if kernel is None else _kernel(source, kernel, dtype)
+    block = default_block(source.n_k, source.d, resolved or "numpy") if block is None else block
     _require_positive(block, "block")
+    if task_threads is not None:
+        _require_positive(task_threads, "task_threads")
     if task_rows is not None:
         _require_positive(task_rows, "task_rows")
         if task_rows % block:
@@ -469,7 +532,7 @@ def _plan(source: Any, block: int | None, task_rows: int | None, fan_in: int, re
             )
     if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 2:
         raise InvalidInstance(f"fan_in: must be an integer >= 2, got {fan_in!r}")
-    return _Plan(int(block), None if task_rows is None else int(task_rows), fan_in, reduction, dtype)
+    return _Plan(int(block), resolved, None if task_rows is None else int(task_rows), task_threads, fan_in, reduction, dtype)
 
 
 def _require_positive(value: Any, name: str) -> None:
@@ -488,6 +551,7 @@ def _bounds(source: Any, parts_magnitudes: Any, dtype: Any) -> Any:
 def _info(plan: _Plan, ranges: Sequence[tuple[int, int]], executor: Any, scheduler: Any, bounds: Any) -> dict[str, Any]:
     return {
         "block": plan.block,
+        "kernel": plan.kernel or "numpy",
         "task_rows": ranges[0][1] - ranges[0][0],
         "tasks": len(ranges),
         "reduction": plan.reduction,
@@ -515,6 +579,8 @@ def gradient(
     reduction: str = "fold",
     fan_in: int = DEFAULT_FAN_IN,
     dtype: Any = np.float64,
+    kernel: str = "auto",
+    task_threads: int | None = 1,
     retries: int = 2,
 ) -> GradientResult:
     """``dL/dX`` as a sum over ranges of query rows, one task per range, here or on a Dask cluster.
@@ -528,8 +594,9 @@ def gradient(
         2-worker cluster on this machine; ``"tcp://HOST:PORT"`` a running Dask scheduler; a
         ``Client`` is used as is (see :mod:`reductions.distributed_common`).
     block : int, optional
-        Rows per kernel block, as in :func:`attention.oracle.gradient` (default
-        :func:`attention.oracle.default_block`); memory ``O(block n_k)`` per worker thread.
+        Rows per kernel block, as in :func:`attention.oracle.gradient` (default: the
+        oracle's, :func:`attention.oracle.default_block` of the kernel used); memory
+        ``O(block n_k)`` per kernel thread.
     task_rows : int, optional
         Rows per task, a multiple of ``block``.  Default: all rows for a stored instance in
         this process (one call of the oracle's kernel), else about
@@ -542,6 +609,13 @@ def gradient(
         Partials per reduction task.
     dtype : np.float64 or np.float32
         Working precision of the kernel; the bound is stated for it.
+    kernel : {"auto", "fused", "numpy"}
+        The oracle's kernel (``"auto"`` resolved as :func:`attention.oracle.gradient` does).
+    task_threads : int or None
+        Threads of the oracle's kernel inside one task on a cluster: 1 (the default) when
+        every worker runs one task per core; ``None`` lets a task use every core (workers
+        started with ``--nthreads 1`` on many-core machines).  In this process the oracle's
+        default (all cores for the fused kernel).  The bits do not depend on it.
     retries : int
         Reruns from scratch after the cluster lost work (workers died, restart).
 
@@ -575,11 +649,11 @@ def gradient(
     (3, True)
     """
     source = _as_source(instance)
-    plan = _plan(source, block, task_rows, fan_in, reduction, dtype)
+    plan = _plan(source, block, task_rows, dtype, kernel, task_threads, fan_in, reduction)
 
     def job(executor: Any) -> GradientResult:
         ranges = _ranges(plan, source, executor)
-        parts = executor.map_ranges(_gradient_task, ranges, plan.block, plan.dtype)
+        parts = executor.map_ranges(_gradient_task, ranges, plan.options(executor))
         shape = fold_reduce if plan.reduction == "fold" else tree_reduce
         total = executor.gather(shape(parts, lambda group: executor.submit(_add_partials, *group), plan.fan_in))
         _require_finite(total.gradient, "the gradient")
@@ -668,11 +742,11 @@ def _per_range(
 ) -> Any:
     """Run ``task`` on every range and ``make(values in range order, bounds, info)``."""
     source = _as_source(instance)
-    plan = _plan(source, block, task_rows, DEFAULT_FAN_IN, "fold", dtype)
+    plan = _plan(source, block, task_rows, dtype)
 
     def job(executor: Any) -> Any:
         ranges = _ranges(plan, source, executor)
-        parts = executor.gather(executor.map_ranges(task, ranges, plan.block, plan.dtype))
+        parts = executor.gather(executor.map_ranges(task, ranges, plan.options(executor)))
         bounds = _bounds(source, merge_magnitudes([m for _, m in parts]), plan.dtype)
         return make([value for value, _ in parts], bounds, _info(plan, ranges, executor, scheduler, bounds))
 

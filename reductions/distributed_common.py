@@ -42,8 +42,15 @@ T = TypeVar("T")
 #: What to tell a user who asked for a cluster without the extra installed.
 INSTALL_HINT = 'pip install "finegrain[dist]"'
 
-#: Keyword arguments of the ``"local"`` cluster: worker processes, one thread each, no dashboard.
-LOCAL_CLUSTER_OPTIONS = {"processes": True, "threads_per_worker": 1, "dashboard_address": None}
+#: Keyword arguments of the ``"local"`` cluster: worker processes, one thread each, no
+#: dashboard, and the scheduler's small HTTP server (health checks) on a free port rather
+#: than 8787, which another cluster on the machine may hold.
+LOCAL_CLUSTER_OPTIONS = {
+    "processes": True,
+    "threads_per_worker": 1,
+    "dashboard_address": None,
+    "scheduler_kwargs": {"dashboard_address": ":0"},
+}
 
 SCHEDULER_HELP = (
     "where the tasks run: omit for this process (no dask needed), 'local' for a Dask "
@@ -56,8 +63,13 @@ class ClusterError(FinegrainError, RuntimeError):
     """The cluster lost work (workers died, the cluster restarted, the connection dropped).
 
     Raised instead of returning a result that misses the lost part; rerunning is safe
-    (every task is deterministic).
+    (every task is deterministic).  ``retriable`` is false when a rerun would fail the same
+    way (a task whose workers keep dying, e.g. out of memory).
     """
+
+    def __init__(self, message: str, retriable: bool = True) -> None:
+        super().__init__(message)
+        self.retriable = retriable
 
 
 def require_distributed() -> ModuleType:
@@ -213,7 +225,8 @@ def cluster_failures(what: str) -> Iterator[None]:
     except KilledWorker as exc:
         raise ClusterError(
             f"{what}: workers died while running task {exc.task!r} (killed too often; "
-            "out of memory?); nothing was returned; give workers more memory or smaller blocks"
+            "out of memory?); nothing was returned; give workers more memory or smaller blocks",
+            retriable=False,
         ) from None
     except CancelledError as exc:
         raise ClusterError(
@@ -235,8 +248,8 @@ def run_with_retries(run: Callable[[], T], what: str, retries: int, pause: float
     for attempt in range(retries + 1):
         try:
             return run()
-        except ClusterError:
-            if attempt == retries:
+        except ClusterError as exc:
+            if attempt == retries or not exc.retriable:
                 raise
             time.sleep(pause * (attempt + 1))
     raise AssertionError("unreachable")  # pragma: no cover

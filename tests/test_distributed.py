@@ -21,7 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from attention import distributed as ad
+from attention import oracle
+from attention.distributed import ProbeRows, materialise
 from attention.errors import FinegrainError, InvalidInstance
+from attention.instance import AttentionInstance
 from reductions import distributed_common as dc
 from reductions.problems.cnf import is_satisfying, make_cnf
 from reductions.problems.ov import OV, is_orthogonal_pair
@@ -38,7 +42,8 @@ distributed = pytest.importorskip("distributed")
 def client():
     """A 2-process LocalCluster (one thread per worker, no dashboard) shared by this module."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": ":0"},  # its health-check server: any free port
     ) as cluster, distributed.Client(cluster) as c:
         yield c
 
@@ -82,6 +87,8 @@ def test_missing_dask_gives_the_install_command(monkeypatch):
             pass
     # the in-process default needs no dask at all
     assert solve_ov_distributed(OV([[1, 0]], [[0, 1]])) == (0, 0)
+    inst = AttentionInstance.random(n=6, d=2, seed=0)
+    assert_same_bits(ad.gradient(inst), oracle.gradient(inst))
 
 
 def test_unreachable_scheduler_is_a_clear_error():
@@ -111,6 +118,22 @@ def test_reduction_shapes_keep_order_and_bound_their_depth(count, fan_in):
     fold = dc.fold_reduce([str(k) for k in range(count)], nest, fan_in)
     assert fold.replace("(", "").replace(")", "").split("+") == [str(k) for k in range(count)]
     assert dc.additions_depth(count, fan_in, "fold") == count - 1
+
+
+@pytest.mark.parametrize("retriable, calls", [(True, 3), (False, 1)])
+def test_retries_rerun_only_what_a_rerun_can_fix(retriable, calls):
+    attempts = []
+
+    def run():
+        attempts.append(1)
+        raise dc.ClusterError("lost", retriable=retriable)
+
+    with pytest.raises(dc.ClusterError, match="lost"):
+        dc.run_with_retries(run, "test", retries=2, pause=0)
+    assert len(attempts) == calls
+    assert dc.run_with_retries(lambda: 7, "test", retries=0) == 7
+    with pytest.raises(FinegrainError, match="retries"):
+        dc.run_with_retries(lambda: 7, "test", retries=-1)
 
 
 def test_fold_reduce_sums_exactly_like_a_loop():
@@ -165,6 +188,18 @@ def test_satov_refuses_bad_formulas():
         SatOV(n_vars=4, clauses=[[1]]).U_block(2, 9)
 
 
+def test_satov_reuses_generated_blocks_and_ships_only_the_formula():
+    sat = SatOV.from_cnf(make_cnf([[1, -5, 9], [2, 7], [-3, 8, -10]], nv=20))
+    first = sat.packed_U(0, 256)
+    assert sat.packed_U(0, 256) is first  # a band's tiles share their U block
+    assert np.array_equal(first, ksat_to_ov.reduce(make_cnf([[1, -5, 9], [2, 7], [-3, 8, -10]], nv=20)).target.U_packed[:256])
+    shipped = pickle.loads(pickle.dumps(sat))
+    assert "_cache" not in shipped.__dict__ and len(pickle.dumps(sat)) < 2048
+    assert np.array_equal(shipped.packed_V(100, 300), sat.packed_V(100, 300))
+    with pytest.raises(FinegrainError, match="block"):
+        solve_ov_distributed(sat, block=0)
+
+
 # --------------------------------------------------------------------------- OV search
 @settings(max_examples=30)
 @given(ov_instances(max_n=40, max_m=12), st.integers(1, 20))
@@ -212,77 +247,7 @@ def test_large_unsat_formula_on_the_cluster_never_materialised(cluster):
     assert model == solve_cnf_distributed(cnf_sat, block=4096)
 
 
-# --------------------------------------------------------------------------- failures mid-run
-def run_and_interrupt(client, run, interrupt):
-    """Start ``run()`` in a thread, call ``interrupt()`` once tasks are running, return the outcome.
-
-    Returns ``(outcome, was_running)``: the value or the exception raised, and whether the
-    computation was still under way when it was interrupted (so the test is not vacuous).
-    """
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = run()
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not any(client.processing().values()) and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    was_running = thread.is_alive()
-    interrupt()
-    thread.join(300)
-    assert not thread.is_alive(), "the computation hung after the interruption"
-    return outcome, was_running
-
-
-def kill_a_worker(client):
-    """SIGKILL one worker process (its nanny starts a new one, as after a crash)."""
-    pids = client.run(os.getpid)
-    os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
-
-
-def unique_model_formula(N):
-    """All variables true is the only model: the witness is the very last pair (2^N1 - 1, 2^N2 - 1)."""
-    return make_cnf([[v] for v in range(1, N + 1)], nv=N)
-
-
-def test_worker_killed_mid_search_still_finds_the_right_witness(cluster):
-    cnf = unique_model_formula(28)  # 2^14 x 2^14 pairs, 256 tiles, the witness in the last
-    outcome, was_running = run_and_interrupt(
-        cluster, lambda: solve_cnf_distributed(cnf, cluster, block=1024), lambda: kill_a_worker(cluster)
-    )
-    assert was_running
-    if "error" in outcome:  # allowed: a clear error, never a wrong answer
-        assert isinstance(outcome["error"], dc.ClusterError), outcome["error"]
-    else:
-        assert outcome["value"] == list(range(1, 29))
-
-
-@pytest.mark.parametrize("retries", [0, 1])
-def test_cluster_restart_mid_search_reruns_or_fails_clearly(cluster, retries):
-    cnf = unique_model_formula(28)
-    outcome, was_running = run_and_interrupt(
-        cluster,
-        lambda: solve_cnf_distributed(cnf, cluster, block=1024, retries=retries),
-        lambda: cluster.restart(),
-    )
-    assert was_running
-    if retries == 0:
-        assert isinstance(outcome.get("error"), dc.ClusterError), outcome
-        assert "rerun" in str(outcome["error"])
-    else:
-        assert outcome == {"value": list(range(1, 29))}, outcome
-
-
 # --------------------------------------------------------------------------- the exact gradient
-from attention import distributed as ad  # noqa: E402
-from attention import oracle  # noqa: E402
-from attention.distributed import ProbeRows, materialise  # noqa: E402
-from attention.instance import AttentionInstance  # noqa: E402
 
 
 @st.composite
@@ -340,6 +305,25 @@ def test_gradient_on_the_cluster_is_the_oracles(client, case):
     assert ad.loss(inst, cluster, block=block, task_rows=block).loss == oracle.loss(inst, block=block).loss
 
 
+def test_fused_kernel_on_the_cluster_is_the_oracles(cluster):
+    inst = AttentionInstance.random(n=200, d=16, n_k=4096, B=4.0, seed=8, target_scale=2.0)  # n_k d = 2^16
+    reference = oracle.gradient(inst)
+    assert reference.info["kernel"] == "fused"
+    block = reference.info["block"]
+    result = ad.gradient(inst, cluster, task_rows=block)
+    assert (result.info["kernel"], result.info["block"], result.info["tasks"]) == ("fused", block, -(-200 // block))
+    assert_same_bits(result, reference)
+
+
+@pytest.mark.parametrize("n_k, d, dtype", [(64, 4, np.float64), (4096, 16, np.float64), (4096, 16, np.float32)])
+def test_default_kernel_and_block_are_the_oracles(n_k, d, dtype):
+    inst = AttentionInstance.random(n=40, d=d, n_k=n_k, seed=0)
+    reference = oracle.gradient(inst, dtype=dtype)
+    ours = ad.gradient(inst, dtype=dtype, task_rows=None)  # defaults: the oracle's kernel and block
+    assert (ours.info["kernel"], ours.info["block"]) == (reference.info["kernel"], reference.info["block"])
+    assert_same_bits(ours, reference)
+
+
 def test_gradient_options_are_checked():
     inst = AttentionInstance.random(n=8, d=2, seed=0)
     for kwargs, match in (
@@ -348,6 +332,8 @@ def test_gradient_options_are_checked():
         (dict(reduction="pairwise"), "reduction"),
         (dict(fan_in=1), "fan_in"),
         (dict(dtype=np.int32), "dtype"),
+        (dict(kernel="gpu"), "kernel"),
+        (dict(task_threads=0), "task_threads"),
     ):
         with pytest.raises(InvalidInstance, match=match):
             ad.gradient(inst, **kwargs)
@@ -371,17 +357,10 @@ def test_probe_rows_are_the_reductions_instance(cnf, task_rows):
     assert built.meta["mu"] == target.meta["mu"] and built.meta["s"] == target.meta["s"]
 
 
-def probe_statistic(result, source):
-    """``d' G[P, W] / mu`` (THEORY 4.7) and its error from the stated bound."""
-    P, W = source.d - 2, source.d - 1
-    scale = source.d / source.mu
-    return scale * result.gradient[P, W], scale * result.error_bound
-
-
 def test_generated_instance_on_the_cluster_decides_the_formula(cluster):
-    for cnf, satisfiable in (
-        (make_cnf([[1, -2], [2, 3], [-1, -3, 4], [5, -6]], nv=8), True),
-        (make_cnf([[1, 2], [1, -2], [-1, 3], [-1, -3]], nv=8), False),
+    for cnf in (
+        make_cnf([[1, -2], [2, 3], [-1, -3, 4], [5, -6]], nv=8),  # satisfiable
+        make_cnf([[1, 2], [1, -2], [-1, 3], [-1, -3]], nv=8),  # unsatisfiable
     ):
         source = ProbeRows(SatOV.from_cnf(cnf))
         block = 8
@@ -390,12 +369,7 @@ def test_generated_instance_on_the_cluster_decides_the_formula(cluster):
         assert_same_bits(result, reference)  # generated per task on the workers, same bits
         assert result.error_bound >= reference.error_bound  # bound from the merged ranges
         assert np.abs(result.gradient - reference.gradient).max() <= result.error_bound
-        n = source.n_ov
-        value, error = probe_statistic(result, source)
-        if satisfiable:
-            assert value - error >= 1 / (2 * (n + 1))
-        else:
-            assert value + error <= (1 + 1 / (2 * source.mu)) / (8 * (n + 1))
+        assert source.decide(result) == solve_sat(cnf).satisfiable
 
 
 def test_generated_instance_is_never_shipped_whole(cluster):
@@ -408,36 +382,96 @@ def test_generated_instance_is_never_shipped_whole(cluster):
     assert len(tasks) == source.n // 32
 
 
-# --------------------------------------------------------------------------- failures of the gradient
+# --------------------------------------------------------------------------- failures mid-run
+# Last in the module, restarts before kills: a Client.restart soon after a worker was killed
+# (and brought back by its nanny) sometimes leaves the nannies without workers (a Dask issue,
+# seen with distributed 2026.8), which would starve the tests that follow.
+def run_and_interrupt(client, run, interrupt):
+    """Start ``run()`` in a thread, call ``interrupt()`` once tasks are running, return the outcome.
+
+    Returns ``(outcome, was_running)``: the value or the exception raised, and whether the
+    computation was still under way when it was interrupted (so the test is not vacuous).
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = run()
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not any(client.processing().values()) and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    was_running = thread.is_alive()
+    interrupt()
+    thread.join(300)
+    assert not thread.is_alive(), "the computation hung after the interruption"
+    return outcome, was_running
+
+
+def kill_a_worker(client):
+    """SIGKILL one worker process (its nanny starts a new one, as after a crash)."""
+    pids = client.run(os.getpid)
+    os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
+
+
+def unique_model_formula(N):
+    """All variables true is the only model: the witness is the very last pair (2^N1 - 1, 2^N2 - 1)."""
+    return make_cnf([[v] for v in range(1, N + 1)], nv=N)
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_cluster_restart_mid_search_reruns_or_fails_clearly(cluster, retries):
+    cnf = unique_model_formula(28)
+    outcome, was_running = run_and_interrupt(
+        cluster,
+        lambda: solve_cnf_distributed(cnf, cluster, block=1024, retries=retries),
+        lambda: cluster.restart(),
+    )
+    assert was_running
+    if retries == 0:
+        assert isinstance(outcome.get("error"), dc.ClusterError), outcome
+        assert "rerun" in str(outcome["error"])
+    else:
+        assert outcome == {"value": list(range(1, 29))}, outcome
+
+
+def test_cluster_restart_mid_gradient_is_a_clear_error_without_retries(cluster):
+    inst = AttentionInstance.random(n=6144, d=16, n_k=6144, B=2.0, seed=12)
+    outcome, was_running = run_and_interrupt(
+        cluster,
+        lambda: ad.gradient(inst, cluster, block=96, task_rows=96, kernel="numpy", retries=0),
+        lambda: cluster.restart(),
+    )
+    assert was_running
+    assert isinstance(outcome.get("error"), dc.ClusterError), outcome
+
+
+def test_worker_killed_mid_search_still_finds_the_right_witness(cluster):
+    cnf = unique_model_formula(28)  # 2^14 x 2^14 pairs, 256 tiles, the witness in the last
+    outcome, was_running = run_and_interrupt(
+        cluster, lambda: solve_cnf_distributed(cnf, cluster, block=1024), lambda: kill_a_worker(cluster)
+    )
+    assert was_running
+    if "error" in outcome:  # allowed: a clear error, never a wrong answer
+        assert isinstance(outcome["error"], dc.ClusterError), outcome["error"]
+    else:
+        assert outcome["value"] == list(range(1, 29))
+
+
 def test_worker_killed_mid_gradient_still_gives_the_oracles_bits(cluster):
     inst = AttentionInstance.random(n=6144, d=16, n_k=6144, B=2.0, seed=11)
-    reference = oracle.gradient(inst, block=96)
+    reference = oracle.gradient(inst, block=96, kernel="numpy")  # numpy: a new worker need not compile
     outcome, was_running = run_and_interrupt(
-        cluster, lambda: ad.gradient(inst, cluster, block=96, task_rows=96), lambda: kill_a_worker(cluster)
+        cluster,
+        lambda: ad.gradient(inst, cluster, block=96, task_rows=96, kernel="numpy"),
+        lambda: kill_a_worker(cluster),
     )
     assert was_running
     if "error" in outcome:
         assert isinstance(outcome["error"], dc.ClusterError), outcome["error"]
     else:
         assert_same_bits(outcome["value"], reference)
-
-
-def test_cluster_restart_mid_gradient_is_a_clear_error_without_retries(cluster):
-    inst = AttentionInstance.random(n=6144, d=16, n_k=6144, B=2.0, seed=12)
-    outcome, was_running = run_and_interrupt(
-        cluster, lambda: ad.gradient(inst, cluster, block=96, task_rows=96, retries=0), lambda: cluster.restart()
-    )
-    assert was_running
-    assert isinstance(outcome.get("error"), dc.ClusterError), outcome
-
-
-def test_satov_reuses_generated_blocks_and_ships_only_the_formula():
-    sat = SatOV.from_cnf(make_cnf([[1, -5, 9], [2, 7], [-3, 8, -10]], nv=20))
-    first = sat.packed_U(0, 256)
-    assert sat.packed_U(0, 256) is first  # a band's tiles share their U block
-    assert np.array_equal(first, ksat_to_ov.reduce(make_cnf([[1, -5, 9], [2, 7], [-3, 8, -10]], nv=20)).target.U_packed[:256])
-    shipped = pickle.loads(pickle.dumps(sat))
-    assert "_cache" not in shipped.__dict__ and len(pickle.dumps(sat)) < 2048
-    assert np.array_equal(shipped.packed_V(100, 300), sat.packed_V(100, 300))
-    with pytest.raises(FinegrainError, match="block"):
-        solve_ov_distributed(sat, block=0)
