@@ -359,14 +359,20 @@ def _round_up(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
+def _columns(d: int) -> tuple[int, int]:
+    """``(nc, dp)``: NN tile columns (32 when that pads ``d`` no further than 16, measured faster
+    at d = 64; else 16) and ``d`` padded to a multiple of it."""
+    nc = 32 if _round_up(d, 32) == _round_up(d, 16) else 16
+    return nc, _round_up(d, nc)
+
+
 @dataclass(frozen=True, eq=False)
 class FusedKeys:
     """The key side in the kernel's layouts: ``K = A2`` and ``h = A3 Y``, padded with zeros.
 
     ``Kp``, ``Hp``: panels ``(n_k/16, dp, 16)`` (key-contiguous, for the NT products);
-    ``K3``, ``H3``: ``(n_kp, dp/nc, nc)`` row-major chunks (for the NN products); ``dp`` is
-    ``d`` rounded up to a multiple of ``nc`` (32 when that costs no more padding than 16:
-    measured faster at d = 64; else 16).
+    ``K3``, ``H3``: ``(n_kp, dp/nc, nc)`` row-major chunks (for the NN products); see
+    :func:`_columns` for ``nc`` and ``dp``.
     """
 
     Kp: np.ndarray
@@ -381,8 +387,7 @@ class FusedKeys:
     @classmethod
     def build(cls, K: np.ndarray, h: np.ndarray) -> "FusedKeys":
         n_k, d = K.shape
-        nc = 32 if _round_up(d, 32) == _round_up(d, 16) else 16
-        dp = _round_up(d, nc)
+        nc, dp = _columns(d)
         nkp = _round_up(n_k, NR)
 
         def padded(M: np.ndarray) -> np.ndarray:
@@ -430,6 +435,28 @@ def block_terms(keys: FusedKeys, X: np.ndarray, A1: np.ndarray, E: np.ndarray) -
         S, Att3, C, W3, G, keys.n_k, rows, d,
     )
     return G, float(loss)
+
+
+def summation_depths(rows: int, n_k: int, d: int, block: int) -> tuple[int, int, int, int]:
+    """The depths of the kernel's long sums (see :class:`attention.oracle.SumDepths`).
+
+    Softmax denominator: 8 lanes of ``n_kp / 8`` terms, then 4 additions.  ``f h`` and
+    ``p A2``: each key tile of ``TILE`` keys is a chain of FMAs (one rounding per term; a
+    separate product rounding is counted too), the tile sums are added into the output one by
+    one, then ``f h`` is scaled by ``1/l``.  ``A1^T W / d``: a chain over the block's rows,
+    the division, then the block terms in order.  The loss: a chain over ``block * dp``
+    squares, the ``1/2``, the block terms.  Every depth is an upper bound.
+    """
+    nkp = _round_up(n_k, NR)
+    _, dp = _columns(d)
+    block = min(block, rows)
+    blocks = -(-rows // block)
+    return (
+        nkp // 8 + 4,
+        TILE + 1 + -(-nkp // TILE) + 1,
+        block + 1 + 1 + blocks,
+        block * dp + 1 + 1 + blocks,
+    )
 
 
 def warm_up() -> None:

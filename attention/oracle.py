@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -173,6 +173,28 @@ def magnitudes(
 
 # --------------------------------------------------------------------------- the error bound
 @dataclass(frozen=True)
+class SumDepths:
+    """Roundings a term of each long sum can meet on its way to the result (its depth).
+
+    A sum whose every term passes through at most ``k`` roundings (products included) has
+    relative error at most ``gamma_k`` per term (Higham, Lemma 3.4), whatever the order.
+    ``keys_sum``: the softmax denominator; ``keys_dot``: an entry of ``f h`` and of ``p A2``,
+    with the scaling by ``1/l``; ``rows_dot``: an entry of ``A1^T W / d`` with the division and
+    the block sums; ``loss``: ``0.5 sum c^2`` with the block sums.
+    """
+
+    keys_sum: int
+    keys_dot: int
+    rows_dot: int
+    loss: int
+
+    @classmethod
+    def worst_case(cls, rows: int, n_k: int, d: int) -> "SumDepths":
+        """Any order of summation (BLAS, numpy): a sum of ``k`` terms has depth at most ``k``."""
+        return cls(keys_sum=n_k, keys_dot=n_k + 2, rows_dot=rows + 2, loss=rows * d + 1)
+
+
+@dataclass(frozen=True)
 class ErrorBounds:
     """Guaranteed bounds on the errors of the computed quantities (see :func:`error_bounds`).
 
@@ -189,7 +211,9 @@ class ErrorBounds:
     terms: dict[str, float]
 
 
-def error_bounds(mag: Magnitudes, prec: Precision, rescales: int = 0) -> ErrorBounds:
+def error_bounds(
+    mag: Magnitudes, prec: Precision, rescales: int = 0, depths: SumDepths | None = None
+) -> ErrorBounds:
     """A-priori bounds on the rounding errors of the blocked oracle over a range of rows.
 
     Parameters
@@ -198,6 +222,8 @@ def error_bounds(mag: Magnitudes, prec: Precision, rescales: int = 0) -> ErrorBo
     prec : the arithmetic (:func:`precision`; the mpmath oracle passes its own).
     rescales : how many times a row's running softmax sum may be rescaled (0 for a kernel
         that subtracts the exact row max; at most the number of key tiles of an online one).
+    depths : the summation depths of the kernel (:class:`SumDepths`); default the worst case
+        ``SumDepths.worst_case`` (sums of ``k`` terms in any order).
 
     Returns
     -------
@@ -231,8 +257,11 @@ def error_bounds(mag: Magnitudes, prec: Precision, rescales: int = 0) -> ErrorBo
     - ``W = p A2``: ``kmax (dp1 + gamma_{n_k} p1)``; ``dL/dX = (1/d) A1^T W``:
       ``(a1 / d)(dW + gamma_{rows+2+i} max|W|)``.
 
-    The last sum is over the ``rows`` of the range in any order, so the bound of a range holds
-    however its rows are split into blocks and the block results are added up.  Second-order
+    With the default ``depths`` the last sum is over the ``rows`` of the range in any order, so
+    the bound of a range holds however its rows are split into blocks and the block results are
+    added up; a kernel that fixes its order of summation passes its :class:`SumDepths` (the
+    fused kernel's: :func:`attention.kernels.summation_depths`, e.g. ``TILE + n_k / TILE``
+    instead of ``n_k``), and each ``gamma`` of a long sum uses that depth.  Second-order
     terms are kept (the bound is not first-order), and the magnitudes and the bound are
     rounded up by the factor ``1 + 2^-30``.  The bound is typically 10-1000 times the
     observed error (the tests report the ratio): it takes worst cases of every sum.
@@ -240,6 +269,7 @@ def error_bounds(mag: Magnitudes, prec: Precision, rescales: int = 0) -> ErrorBo
     u, iv, eta = prec.u, prec.input_rounding, prec.eta
     d, nk, rows = mag.d, mag.n_k, mag.rows
     sd = math.sqrt(d)
+    depths = SumDepths.worst_case(rows, nk, d) if depths is None else depths
 
     def g(k: float) -> float:
         return gamma(k, u)
@@ -250,7 +280,7 @@ def error_bounds(mag: Magnitudes, prec: Precision, rescales: int = 0) -> ErrorBo
     arg = _exp_up(2 * u * sigma_hat)
     a_rescale = arg * (1 + prec.exp_rel) * (1 + u) - 1
     w = arg * (1 + prec.exp_rel) * (1 + a_rescale) ** rescales - 1
-    g_l = g(nk + rescales)
+    g_l = g(depths.keys_sum + rescales)
     if w >= 1 or g_l >= 1:
         rho = math.inf
     else:
@@ -260,7 +290,7 @@ def error_bounds(mag: Magnitudes, prec: Precision, rescales: int = 0) -> ErrorBo
     g_in = g(d + 2 * iv)
     dh, dh1, dhn = g_in * mag.hmax + d * eta, g_in * mag.h1 + d * d * eta, g_in * mag.hn + sd * d * eta
     hmax_hat = mag.hmax + dh
-    d_att = phi * hmax_hat + dh + g(nk + rescales + 1) * (1 + phi) * hmax_hat + nk * eta
+    d_att = phi * hmax_hat + dh + g(depths.keys_dot + rescales) * (1 + phi) * hmax_hat + nk * eta
     att_max = mag.hmax + d_att
 
     emax_hat = mag.emax * (1 + iv * u)
@@ -274,10 +304,10 @@ def error_bounds(mag: Magnitudes, prec: Precision, rescales: int = 0) -> ErrorBo
     dp1 = phi * t_hat + dt + g(2) * (1 + phi) * t_hat + nk * eta
     p1 = (1 + phi) * (1 + g(2)) * t_hat
     kmax_hat = mag.kmax * (1 + iv * u)
-    dW = dp1 * kmax_hat + iv * u * mag.kmax * p1 + g(nk) * p1 * kmax_hat + nk * eta
-    w_max = (1 + g(nk)) * p1 * kmax_hat + nk * eta
-    grad = mag.a1 / d * (dW + g(rows + 2 + iv) * w_max) + (rows + 2) * eta
-    loss = 0.5 * (rows * dc * (2 * c1 + d * dc) + g(rows * d + 1) * rows * (cn + sd * dc) ** 2) + rows * d * eta
+    dW = dp1 * kmax_hat + iv * u * mag.kmax * p1 + g(depths.keys_dot) * p1 * kmax_hat + nk * eta
+    w_max = (1 + g(depths.keys_dot)) * p1 * kmax_hat + nk * eta
+    grad = mag.a1 / d * (dW + g(depths.rows_dot + iv) * w_max) + (rows + 2) * eta
+    loss = 0.5 * (rows * dc * (2 * c1 + d * dc) + g(depths.loss) * rows * (cn + sd * dc) ** 2) + rows * d * eta
     terms = dict(
         sigma=sigma, scores=dS, weights=rho, weights_row=phi, h=dh, att=d_att, c=dc, r=dr, q=dq,
         t=dt, t_max=tmax, p_row=dp1, W=dW, W_max=w_max, gradient=grad, loss=loss,
@@ -462,8 +492,16 @@ def _fold(instance: AttentionInstance, start: int, stop: int, plan: _Plan) -> tu
     return G.astype(np.float64), L
 
 
-def _bounds(instance: AttentionInstance, start: int, stop: int, prec: Precision) -> ErrorBounds:
-    return error_bounds(magnitudes(instance, start, stop), prec)
+def _bounds(instance: AttentionInstance, start: int, stop: int, plan: _Plan) -> ErrorBounds:
+    """The bound of rows ``[start, stop)`` with the summation depths of the plan's kernel."""
+    depths = None
+    if plan.kernel == "fused":
+        from attention import kernels
+
+        fused = kernels.summation_depths(stop - start, instance.n_k, instance.d, plan.block)
+        worst = SumDepths.worst_case(stop - start, instance.n_k, instance.d)
+        depths = SumDepths(*(min(a, b) for a, b in zip(fused, astuple(worst))))
+    return error_bounds(magnitudes(instance, start, stop), plan.prec, depths=depths)
 
 
 def gradient_partial(
@@ -505,7 +543,7 @@ def gradient_partial(
     _check_range(instance, start, stop)
     G, L = _fold(instance, int(start), int(stop), plan)
     _require_finite(G, "the gradient", plan.prec)
-    return G, L, _bounds(instance, start, stop, plan.prec).gradient
+    return G, L, _bounds(instance, start, stop, plan).gradient
 
 
 def gradient(
@@ -558,7 +596,7 @@ def gradient(
     G, L = _fold(instance, 0, instance.n, plan)
     _require_finite(G, "the gradient", plan.prec)
     _require_finite(L, "the loss", plan.prec)
-    bounds = _bounds(instance, 0, instance.n, plan.prec)
+    bounds = _bounds(instance, 0, instance.n, plan)
     return GradientResult(
         gradient=G,
         loss=L,
@@ -601,7 +639,7 @@ def _forward_pass(
     L = math.fsum(L for _, L in parts)
     _require_finite(att, "the forward output", plan.prec)
     _require_finite(L, "the loss", plan.prec)
-    bounds = _bounds(instance, 0, instance.n, plan.prec)
+    bounds = _bounds(instance, 0, instance.n, plan)
     return att, L, bounds, _info(plan, bounds)
 
 
