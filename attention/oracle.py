@@ -493,7 +493,12 @@ def _fold(instance: AttentionInstance, start: int, stop: int, plan: _Plan) -> tu
 
 
 def _bounds(instance: AttentionInstance, start: int, stop: int, plan: _Plan) -> ErrorBounds:
-    """The bound of rows ``[start, stop)`` with the summation depths of the plan's kernel."""
+    """The bound of rows ``[start, stop)`` with the summation depths of the plan's kernel.
+
+    Raises PrecisionError when it is not finite in the working precision: then an intermediate
+    could overflow (and the fused kernel's ``exp`` does not propagate NaN), so nothing is
+    computed.
+    """
     depths = None
     if plan.kernel == "fused":
         from attention import kernels
@@ -501,7 +506,13 @@ def _bounds(instance: AttentionInstance, start: int, stop: int, plan: _Plan) -> 
         fused = kernels.summation_depths(stop - start, instance.n_k, instance.d, plan.block)
         worst = SumDepths.worst_case(stop - start, instance.n_k, instance.d)
         depths = SumDepths(*(min(a, b) for a, b in zip(fused, astuple(worst))))
-    return error_bounds(magnitudes(instance, start, stop), plan.prec, depths=depths)
+    with np.errstate(over="ignore", invalid="ignore"):     # an infinite magnitude is refused below
+        mag = magnitudes(instance, start, stop)
+    bounds = error_bounds(mag, plan.prec, depths=depths)
+    top = float(np.finfo(plan.dtype).max) / 4
+    if not all(0 <= value < top for value in bounds.terms.values()):
+        _require_finite(math.inf, "an intermediate (by the a-priori bound)", plan.prec)
+    return bounds
 
 
 def gradient_partial(
@@ -541,9 +552,10 @@ def gradient_partial(
     """
     plan = _plan(instance, block, threads, dtype, kernel)
     _check_range(instance, start, stop)
+    bounds = _bounds(instance, start, stop, plan)
     G, L = _fold(instance, int(start), int(stop), plan)
     _require_finite(G, "the gradient", plan.prec)
-    return G, L, _bounds(instance, start, stop, plan).gradient
+    return G, L, bounds.gradient
 
 
 def gradient(
@@ -593,10 +605,10 @@ def gradient(
     True
     """
     plan = _plan(instance, block, threads, dtype, kernel)
+    bounds = _bounds(instance, 0, instance.n, plan)
     G, L = _fold(instance, 0, instance.n, plan)
     _require_finite(G, "the gradient", plan.prec)
     _require_finite(L, "the loss", plan.prec)
-    bounds = _bounds(instance, 0, instance.n, plan)
     return GradientResult(
         gradient=G,
         loss=L,
@@ -626,6 +638,7 @@ def _forward_pass(
 ) -> tuple[np.ndarray, float, ErrorBounds, dict[str, Any]]:
     """``(Att, L, bounds, info)`` by the forward half of the numpy blocks."""
     plan = _plan(instance, block, threads, dtype, "numpy")
+    bounds = _bounds(instance, 0, instance.n, plan)
     keys = _keys(instance, plan.dtype)
     ranges = list(_ranges(0, instance.n, plan.block))
 
@@ -639,7 +652,6 @@ def _forward_pass(
     L = math.fsum(L for _, L in parts)
     _require_finite(att, "the forward output", plan.prec)
     _require_finite(L, "the loss", plan.prec)
-    bounds = _bounds(instance, 0, instance.n, plan)
     return att, L, bounds, _info(plan, bounds)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attention import AttentionInstance, InvalidInstance
+from attention import AttentionInstance, InvalidInstance, PrecisionError
 from attention import kernels, oracle, oracle_mp
 
 
@@ -126,3 +126,14 @@ def test_bound_with_the_kernels_summation_depths_against_mpmath(B, seed):
     ref = oracle_mp.gradient(inst, digits=30)
     assert _err(res.gradient, ref.gradient) <= res.error_bound + ref.error_bound
     assert abs(res.loss - ref.loss) <= res.loss_error_bound + ref.loss_error_bound
+
+
+@pytest.mark.parametrize("kernel", ["fused", "numpy"])
+def test_scores_beyond_float64_raise_instead_of_garbage(kernel):
+    """|S| could overflow (1e200 * 1e200): refused by the a-priori bound before computing."""
+    inst = AttentionInstance.random(n=5, n_k=6, d=3, seed=0)
+    huge = inst.replace(A1=inst.A1 * 1e200, A2=inst.A2 * 1e200)
+    with pytest.raises(PrecisionError, match="overflowed"):
+        oracle.gradient(huge, kernel=kernel)
+    with pytest.raises(PrecisionError, match="overflowed"):
+        oracle.gradient_partial(huge, 0, 2, kernel=kernel)
