@@ -540,12 +540,31 @@ def _require_positive(value: Any, name: str) -> None:
         raise InvalidInstance(f"{name}: must be a positive integer number of rows, got {value!r}")
 
 
-def _bounds(source: Any, parts_magnitudes: Any, dtype: Any) -> Any:
-    """The oracle's a-priori bounds: over the stored instance, or over the merged ranges."""
+def _bounds(source: Any, parts_magnitudes: Any, plan: _Plan) -> Any:
+    """The oracle's a-priori bounds: over the stored instance, or over the merged ranges.
+
+    With the summation depths of the oracle's kernel: the partials are added in range order
+    (or by a tree, whose depth is no larger), so a block term meets no more additions than in
+    the oracle's own loop over its blocks.
+    """
     from attention.oracle import error_bounds, magnitudes, precision
 
     mag = magnitudes(source) if isinstance(source, AttentionInstance) else parts_magnitudes
-    return error_bounds(mag, precision(dtype))
+    return error_bounds(mag, precision(plan.dtype), depths=_depths(source, plan))
+
+
+def _depths(source: Any, plan: _Plan) -> Any:
+    """As :func:`attention.oracle.gradient` states them: the fused kernel's, capped by the worst case."""
+    if plan.kernel != "fused":
+        return None
+    from dataclasses import astuple
+
+    from attention.kernels import summation_depths
+    from attention.oracle import SumDepths
+
+    fused = summation_depths(source.n, source.n_k, source.d, plan.block)
+    worst = SumDepths.worst_case(source.n, source.n_k, source.d)
+    return SumDepths(*(min(a, b) for a, b in zip(fused, astuple(worst))))
 
 
 def _info(plan: _Plan, ranges: Sequence[tuple[int, int]], executor: Any, scheduler: Any, bounds: Any) -> dict[str, Any]:
@@ -658,7 +677,7 @@ def gradient(
         total = executor.gather(shape(parts, lambda group: executor.submit(_add_partials, *group), plan.fan_in))
         _require_finite(total.gradient, "the gradient")
         _require_finite(total.loss, "the loss")
-        bounds = _bounds(source, total.magnitudes, plan.dtype)
+        bounds = _bounds(source, total.magnitudes, plan)
         return GradientResult(
             gradient=total.gradient,
             loss=total.loss,
@@ -747,7 +766,7 @@ def _per_range(
     def job(executor: Any) -> Any:
         ranges = _ranges(plan, source, executor)
         parts = executor.gather(executor.map_ranges(task, ranges, plan.options(executor)))
-        bounds = _bounds(source, merge_magnitudes([m for _, m in parts]), plan.dtype)
+        bounds = _bounds(source, merge_magnitudes([m for _, m in parts]), plan)
         return make([value for value, _ in parts], bounds, _info(plan, ranges, executor, scheduler, bounds))
 
     return _run(scheduler, source, task.__name__.strip("_").replace("_task", ""), retries, job)
