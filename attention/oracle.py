@@ -18,6 +18,11 @@ blocks, in block order), so ``dL/dX`` is the sum of the partials of any partitio
 rows into ranges; :func:`gradient` is that sum over the ranges ``[0, b), [b, 2b), ...``
 taken left to right, which is what :mod:`attention.distributed` does on a cluster.
 
+Two kernels compute the blocks: ``"fused"`` (:mod:`attention.kernels`: one numba pass per
+block, register-blocked products, no BLAS, blocks on a thread pool; the default from
+``n_k d >= FUSED_MIN_KEY_ENTRIES``) and ``"numpy"`` (BLAS per block, float64 or float32, the
+reference; also used by :func:`forward` and :func:`loss`).
+
 Every result carries an a-priori bound on its error (:func:`error_bounds`), computed from
 norms of the inputs; see its Notes for the analysis and its assumptions.
 """
@@ -200,7 +205,8 @@ class ErrorBounds:
 
     ``scores`` entrywise error of ``S``; ``weights`` relative error of each entry of ``f``;
     ``att`` entrywise error of ``Att``; ``loss`` absolute error of ``L``; ``gradient``
-    entrywise error of ``dL/dX``.  ``terms`` holds every intermediate bound by name.
+    entrywise error of ``dL/dX``.  ``terms`` holds every intermediate bound by name,
+    ``depths`` the summation depths used.
     """
 
     scores: float
@@ -209,6 +215,7 @@ class ErrorBounds:
     loss: float
     gradient: float
     terms: dict[str, float]
+    depths: SumDepths
 
 
 def error_bounds(
@@ -315,7 +322,7 @@ def error_bounds(
     terms = {k: _round_up(v) for k, v in terms.items()}
     return ErrorBounds(
         scores=terms["scores"], weights=terms["weights"], att=terms["att"], loss=terms["loss"],
-        gradient=terms["gradient"], terms=terms,
+        gradient=terms["gradient"], terms=terms, depths=depths,
     )
 
 
@@ -627,9 +634,11 @@ def _info(plan: _Plan, bounds: ErrorBounds) -> dict[str, Any]:
         "kernel": plan.kernel,
         "bound": (
             "a-priori rounding-error analysis (attention.oracle.error_bounds): "
-            f"u = {plan.prec.u:.3g}, exp within {EXP_ERROR_UNITS / 2:g} ulp, sums in any order"
+            f"u = {plan.prec.u:.3g}, exp within {EXP_ERROR_UNITS / 2:g} ulp, "
+            + ("the fused kernel's summation depths" if plan.kernel == "fused" else "sums in any order")
         ),
         "bound_terms": dict(bounds.terms),
+        "summation_depths": asdict(bounds.depths),
     }
 
 
