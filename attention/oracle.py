@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, astuple, dataclass, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -351,13 +351,23 @@ def _keys(inst: AttentionInstance, dtype: np.dtype) -> _Keys:
     return _Keys(K=K, h=h, X=inst.X.astype(dtype, copy=False), dtype=dtype, d=inst.d)
 
 
-def _block(keys: _Keys, A1: np.ndarray, E: np.ndarray, want_grad: bool = True) -> tuple[Any, float, np.ndarray]:
-    """One block of query rows: ``((1/d) A1^T p A2, 0.5 ||c||^2, Att)`` of these rows."""
+def _block(keys: _Keys, A1: np.ndarray, E: np.ndarray) -> tuple[np.ndarray, float]:
+    """One block of query rows: ``((1/d) A1^T p A2, 0.5 ||c||^2)`` of these rows."""
     with np.errstate(over="ignore", invalid="ignore"):      # overflow is checked by the caller
-        return _block_unchecked(keys, A1, E, want_grad)
+        A1c, f = _softmax_block(keys, A1)
+        att = f @ keys.h
+        c = att - E.astype(keys.dtype, copy=False)
+        loss = 0.5 * float(np.einsum("ij,ij->", c, c, dtype=keys.dtype))
+        r = np.einsum("ij,ij->i", c, att)
+        T = c @ keys.h.T                                  # q
+        T -= r[:, None]
+        T *= f                                            # p = f o (q - r)
+        W = T @ keys.K
+        return (A1c.T @ W) / keys.dtype.type(keys.d), loss
 
 
-def _block_unchecked(keys: _Keys, A1: np.ndarray, E: np.ndarray, want_grad: bool) -> tuple[Any, float, np.ndarray]:
+def _softmax_block(keys: _Keys, A1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(A1, f)`` of a block in the working dtype: scores shifted by the row max, exp, normalised."""
     dt = keys.dtype
     A1 = A1.astype(dt, copy=False)
     Q = (A1 @ keys.X) / dt.type(keys.d)
@@ -365,17 +375,18 @@ def _block_unchecked(keys: _Keys, A1: np.ndarray, E: np.ndarray, want_grad: bool
     S -= S.max(axis=1, keepdims=True)
     np.exp(S, out=S)
     S *= (dt.type(1) / S.sum(axis=1, keepdims=True))  # f
-    att = S @ keys.h
-    c = att - E.astype(dt, copy=False)
-    loss = 0.5 * float(np.einsum("ij,ij->", c, c, dtype=dt))
-    if not want_grad:
-        return None, loss, att
-    r = np.einsum("ij,ij->i", c, att)
-    T = c @ keys.h.T                                  # q
-    T -= r[:, None]
-    T *= S                                            # p = f o (q - r)
-    W = T @ keys.K
-    return (A1.T @ W) / dt.type(keys.d), loss, att
+    return A1, S
+
+
+def _forward_block(keys: _Keys, A1: np.ndarray, E: np.ndarray, habs: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``(Att, 0.5 ||c||^2, max f |A3||Y|)`` of a block (the last for the a-posteriori bound)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, f = _softmax_block(keys, A1)
+        att = f @ keys.h
+        c = att - E.astype(keys.dtype, copy=False)
+        loss = 0.5 * float(np.einsum("ij,ij->", c, c, dtype=keys.dtype))
+        weighted = float((f.astype(np.float64, copy=False) @ habs).max())
+        return att, loss, weighted
 
 
 def _ranges(start: int, stop: int, block: int) -> Iterator[tuple[int, int]]:
@@ -480,11 +491,7 @@ def _block_function(instance: AttentionInstance, plan: _Plan) -> Callable[[int, 
         return lambda lo, hi: kernels.block_terms(fused, instance.X, instance.A1[lo:hi], instance.E[lo:hi])
     keys = _keys(instance, plan.dtype)
 
-    def numpy_block(lo: int, hi: int) -> tuple[np.ndarray, float]:
-        G, L, _ = _block(keys, instance.A1[lo:hi], instance.E[lo:hi])
-        return G, L
-
-    return numpy_block
+    return lambda lo, hi: _block(keys, instance.A1[lo:hi], instance.E[lo:hi])
 
 
 def _fold(instance: AttentionInstance, start: int, stop: int, plan: _Plan) -> tuple[np.ndarray, float]:
@@ -649,19 +656,41 @@ def _forward_pass(
     plan = _plan(instance, block, threads, dtype, "numpy")
     bounds = _bounds(instance, 0, instance.n, plan)
     keys = _keys(instance, plan.dtype)
+    habs = np.abs(instance.A3) @ np.abs(instance.Y)
     ranges = list(_ranges(0, instance.n, plan.block))
-
-    def one(rg: tuple[int, int]) -> tuple[np.ndarray, float]:
-        lo, hi = rg
-        _, L, att = _block(keys, instance.A1[lo:hi], instance.E[lo:hi], want_grad=False)
-        return att, L
-
-    parts = _map_blocks(one, ranges, plan.threads)
-    att = np.concatenate([a for a, _ in parts]).astype(np.float64)
-    L = math.fsum(L for _, L in parts)
+    parts = _map_blocks(
+        lambda rg: _forward_block(keys, instance.A1[rg[0]:rg[1]], instance.E[rg[0]:rg[1]], habs),
+        ranges, plan.threads,
+    )
+    att = np.concatenate([a for a, _, _ in parts]).astype(np.float64)
+    L = math.fsum(L for _, L, _ in parts)
     _require_finite(att, "the forward output", plan.prec)
     _require_finite(L, "the loss", plan.prec)
+    weighted = max(w for _, _, w in parts)
+    posterior = _att_posterior(bounds, plan.prec, instance, weighted)
+    bounds = replace(bounds, att=min(bounds.att, posterior), terms={**bounds.terms, "att_posterior": posterior})
     return att, L, bounds, _info(plan, bounds)
+
+
+def _att_posterior(bounds: ErrorBounds, prec: Precision, instance: AttentionInstance, weighted: float) -> float:
+    """Entrywise bound on ``Att`` from the computed ``M = max f^ (|A3||Y|)`` (a posteriori).
+
+    ``|Att^ - Att|_jl <= ((rho (1 + g_h) + g_h) / (1 - rho) + g_K (1 + g_h)) (f |h|)_jl`` plus
+    underflow, where ``rho`` bounds the relative error of each entry of ``f`` (the a-priori
+    analysis), ``g_h = gamma_{d+2i}`` that of ``h``, ``g_K`` that of the sum over keys; and
+    ``(f |h|)_jl <= M (1 + gamma_d) / ((1 - gamma_{n_k}) (1 - rho))`` (all terms non-negative).
+    When the attention puts its weight on small values (T = f v with v in {0, 1} and small T,
+    as in THEORY 2.4) this is far below the a-priori ``hmax``-scaled bound.
+    """
+    rho = bounds.terms["weights"]
+    u, iv, d, n_k = prec.u, prec.input_rounding, instance.d, instance.n_k
+    g_h, g_k, g_d = gamma(d + 2 * iv, u), gamma(bounds.depths.keys_dot, u), gamma(d + 2, 2.0**-53)
+    if rho >= 0.5 or g_k >= 0.5:
+        return math.inf
+    fh = weighted / ((1 - g_d) * (1 - gamma(n_k + 1, 2.0**-53)) * (1 - rho))
+    factor = (rho * (1 + g_h) + g_h) / (1 - rho) + g_k * (1 + g_h)
+    hmax = instance.value_bound * (1 + g_h) + d * prec.eta
+    return _round_up(factor * fh + 4 * n_k * prec.tiny * hmax + n_k * prec.eta)
 
 
 def forward(

@@ -83,6 +83,26 @@ def test_large_entries_scores_in_the_hundreds():
     assert res.error_bound < 1e-6 * max(1.0, float(np.abs(ref.gradient).max()))
 
 
+def test_forward_bound_follows_the_weighted_values():
+    """T = f v, v in {0, 1}, with the weight on v = 0 (T ~ 1e-9): the a-posteriori bound scales
+    with T, not with max |v| = 1, and still covers the error against mpmath."""
+    rng = np.random.default_rng(5)
+    n, n_k, d = 9, 12, 3
+    v = (np.arange(n_k) % 3 == 0).astype(float)
+    A2 = rng.uniform(-1, 1, (n_k, d))
+    A2[:, 2] = np.where(v == 1, -20.0, 0.0)           # keys with v = 1 score about -20 * 20 / d lower
+    A1 = rng.uniform(-1, 1, (n, d))
+    A1[:, 2] = 20.0
+    A3 = np.zeros((n_k, d))
+    A3[:, 0] = v
+    inst = AttentionInstance(A1=A1, A2=A2, A3=A3, E=np.zeros((n, d)), X=np.eye(d), Y=np.eye(d))
+    fwd, ref = oracle.forward(inst), oracle_mp.forward(inst)
+    T = np.array([float(row[0]) for row in ref.info["mp_att"]])
+    assert 0 < T.max() < 1e-30
+    assert fwd.error_bound < 1e-12 * fwd.info["bound_terms"]["att"]
+    assert _max_err(fwd.att, ref.att) <= fwd.error_bound + ref.error_bound
+
+
 # --------------------------------------------------------------------------- finite differences
 def _mp_matrix(M):
     return [[mpmath.mpf(float(x)) for x in row] for row in M]
