@@ -26,6 +26,7 @@ import numpy as np
 
 from attention.errors import InvalidInstance
 from attention.fileio import atomic_write
+from attention.npzfile import ArrayHeader, read_headers, require_arrays_memory
 
 ARRAY_NAMES = ("A1", "A2", "A3", "E", "X", "Y")
 
@@ -233,9 +234,20 @@ class AttentionInstance:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "AttentionInstance":
-        """Read an instance written by :meth:`save` (or any ``.npz`` with the six arrays)."""
+        """Read an instance written by :meth:`save` (or any ``.npz`` with the six arrays).
+
+        Every array's ``.npy`` header is checked before its data is read
+        (:mod:`attention.npzfile`): a header declaring more data than the archive holds is an
+        :class:`InvalidInstance`, and arrays that would not fit in memory (as float64, see
+        :func:`_load_bytes`) are refused with a :class:`~attention.errors.ResourceError`
+        before anything is decompressed.
+        """
         path = Path(path)
-        if path.is_file() and not zipfile.is_zipfile(path) and not _is_npy(path):
+        if path.is_file() and _is_npy(path):
+            raise InvalidInstance(
+                f"{path}: a single .npy array, not an .npz archive with " + ", ".join(ARRAY_NAMES)
+            )
+        if path.is_file() and not zipfile.is_zipfile(path):
             raise InvalidInstance(
                 f"{path}: not a readable .npz archive (an instance file is a zip of the arrays "
                 f"{', '.join(ARRAY_NAMES)}); write one with finegrain reduce FILE --to gradient -o OUT.npz"
@@ -246,7 +258,7 @@ class AttentionInstance:
             raise InvalidInstance(f"{path}: no such file") from None
         except Exception as exc:
             raise InvalidInstance(f"{path}: not a readable .npz archive ({exc})") from None
-        if not isinstance(archive, np.lib.npyio.NpzFile):
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # not a regular file (a pipe) holding one .npy
             raise InvalidInstance(
                 f"{path}: a single .npy array, not an .npz archive with " + ", ".join(ARRAY_NAMES)
             )
@@ -257,6 +269,9 @@ class AttentionInstance:
                     f"{path}: missing array(s) {', '.join(missing)}; an instance file needs "
                     + ", ".join(ARRAY_NAMES)
                 )
+            names = [*ARRAY_NAMES, *(["meta"] if "meta" in archive.files else [])]
+            headers = read_headers(archive.zip, names, str(path), InvalidInstance)
+            require_arrays_memory(headers, _load_bytes(headers), str(path), LOAD_ALTERNATIVE)
             arrays = {}
             for name in ARRAY_NAMES:
                 try:
@@ -276,3 +291,36 @@ class AttentionInstance:
             return cls(meta=meta, **arrays)
         except InvalidInstance as exc:
             raise InvalidInstance(f"{path}: {exc}") from None
+
+
+#: What :meth:`AttentionInstance.load` suggests when a file's arrays do not fit.
+LOAD_ALTERNATIVE = (
+    "load it on a machine with more memory, or check where the file came from "
+    "(a few MB on disk declaring many GB is a compressed bomb, not an instance)"
+)
+#: Bytes of Python objects per byte of the ``meta`` array (UCS4 text, its str, the parsed JSON).
+META_FACTOR = 3
+
+
+def _load_bytes(headers: dict[str, ArrayHeader]) -> int:
+    """Peak bytes of :meth:`AttentionInstance.load` for arrays with these declared headers.
+
+    The arrays as stored, plus a float64 C-order copy of each that is not one already
+    (``as_matrix``), plus the largest array's finiteness mask (one byte per entry), plus
+    :data:`META_FACTOR` times the ``meta`` array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> h = ArrayHeader("A1", (1000, 8), np.dtype("<f4"), False, 32000, 32000, 100)
+    >>> _load_bytes({"A1": h}) == 32000 + 8 * 8000 + 8000
+    True
+    """
+    arrays = [h for name, h in headers.items() if name in ARRAY_NAMES]
+    stored = sum(h.nbytes for h in arrays)
+    copies = sum(
+        8 * h.count for h in arrays if h.dtype != np.dtype(np.float64) or (h.fortran_order and len(h.shape) > 1)
+    )
+    mask = max((h.count for h in arrays), default=0)
+    meta = headers["meta"].nbytes * META_FACTOR if "meta" in headers else 0
+    return stored + copies + mask + meta

@@ -32,9 +32,9 @@ the measured peak RSS:
 The k-SAT -> OV rule's own limit (``reductions.rules.ksat_to_ov.MAX_SIDE_BITS``) is checked
 first, with its estimate computed in logarithms (a header may declare 2^31 variables).
 
-Available memory is the smallest of ``MemAvailable`` (``/proc/meminfo``; elsewhere
-``os.sysconf`` available pages), the cgroup limit minus usage, and the address-space
-rlimit.  :data:`HEADROOM` of it is usable.
+Available memory (:func:`attention.memory.available_memory`, re-exported here with
+:func:`require_memory` and :data:`HEADROOM`) is the smallest of ``MemAvailable``, the cgroup
+limit minus usage and the address-space rlimit; :data:`HEADROOM` of it is usable.
 
 Examples
 --------
@@ -49,15 +49,11 @@ attention.errors.ResourceError: a demonstration needs about 1.1e+06 GB but 0.97 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from attention.errors import ResourceError
-
-#: Fraction of the available memory a single request may use.
-HEADROOM = 0.9
+from attention.memory import HEADROOM, available_memory, format_gb, require_memory
 #: Rows per block of the k-SAT -> OV generator (``reductions.rules.ksat_to_ov``) and the bytes
 #: its temporaries take per row and clause (one int64 and two boolean matrices at once).
 KSAT_BLOCK_ROWS = 1 << 16
@@ -96,99 +92,6 @@ __all__ = [
     "check_chain",
     "require_model_memory",
 ]
-
-
-# ----------------------------------------------------------------------------- available memory
-def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int | None:
-    try:
-        for line in path.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _sysconf_available() -> int | None:
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _cgroup_available() -> int | None:
-    """Limit minus usage of this process's cgroup (v2, else v1), or None when unlimited."""
-    pairs = (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
-    )
-    for limit_path, usage_path in pairs:
-        try:
-            limit = Path(limit_path).read_text().strip()
-            usage = int(Path(usage_path).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if limit == "max" or int(limit) >= 2**60:
-            return None
-        return max(int(limit) - usage, 0)
-    return None
-
-
-def _rlimit_available() -> int | None:
-    try:
-        import resource
-    except ImportError:  # not on POSIX
-        return None
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft == resource.RLIM_INFINITY:
-        return None
-    return max(int(soft) - _current_rss(), 0)
-
-
-def _current_rss() -> int:
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def available_memory() -> int:
-    """Bytes this process can still allocate without swapping or being killed (best estimate).
-
-    The smallest of ``MemAvailable`` (or the available physical pages), the cgroup's limit
-    minus its usage, and the address-space rlimit minus the resident size.
-
-    Examples
-    --------
-    >>> available_memory() > 0
-    True
-    """
-    candidates = [_meminfo_available() or _sysconf_available(), _cgroup_available(), _rlimit_available()]
-    known = [c for c in candidates if c is not None]
-    return min(known) if known else 2**62
-
-
-def _gb(x: float) -> str:
-    return f"{x / 1e9:.2g} GB"
-
-
-def require_memory(bytes_needed: float, what: str, alternative: str, available: int | None = None) -> None:
-    """Raise :class:`ResourceError` unless ``bytes_needed`` fits in ``HEADROOM`` of the available memory.
-
-    Parameters
-    ----------
-    bytes_needed : the estimate.
-    what : what would be built (named in the message).
-    alternative : the option that would work instead (ends the message).
-    available : bytes available (default :func:`available_memory`).
-    """
-    available = available_memory() if available is None else int(available)
-    usable = HEADROOM * available
-    if bytes_needed > usable:
-        raise ResourceError(
-            f"{what} needs about {_gb(bytes_needed)} but {_gb(usable)} are available "
-            f"({HEADROOM:.0%} of {_gb(available)}); {alternative}"
-        )
 
 
 # ----------------------------------------------------------------------------- estimates
@@ -384,7 +287,7 @@ def _require_side_limit(N: int, m: int) -> None:
     N1 = split_point(N)
     if N1 > MAX_SIDE_BITS:
         if N1 <= 200:  # the estimate of every other refusal, as a number
-            size = _gb(chain_peak([ksat_to_ov_footprint(N, m)]))
+            size = format_gb(chain_peak([ksat_to_ov_footprint(N, m)]))
         else:  # 2^N1 has too many digits to be worth computing: the unpacked sides, in logarithms
             size = f"2^{N1 + math.log2(max(m, 1)) + (1.0 if N % 2 == 0 else math.log2(1.5)):.0f} bytes"
         raise ResourceError(

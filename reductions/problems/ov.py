@@ -56,6 +56,8 @@ from typing import Any
 import numpy as np
 
 from attention.fileio import atomic_write
+from attention.memory import require_memory
+from attention.npzfile import ArrayHeader, read_headers, require_arrays_memory
 from reductions.errors import FormatError, InvalidInstance
 
 
@@ -72,7 +74,7 @@ def require_binary(value: Any, name: str) -> np.ndarray:
     if arr.shape[1] == 0:
         raise InvalidInstance(f"{name}: vectors have dimension m = 0; m must be >= 1")
     if arr.size and arr.dtype.kind != "b":
-        bad = (arr != 0) & (arr != 1)
+        bad = arr > 1 if arr.dtype.kind == "u" else (arr != 0) & (arr != 1)  # one mask for unsigned
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise InvalidInstance(
@@ -344,6 +346,28 @@ def _save_npz(ov: OV, fh: Any) -> None:
     np.savez(fh, U=ov.U, V=ov.V, meta=np.array(meta))
 
 
+#: What the OV readers suggest when a file's vectors do not fit in memory.
+READ_ALTERNATIVE = (
+    "load it on a machine with more memory, or check where the file came from (a few MB on disk "
+    "declaring many GB is a compressed bomb); an OV instance of a k-SAT formula need not be stored: "
+    "solvers.ov_distributed.solve_cnf_distributed generates its vectors block by block"
+)
+#: Peak bytes of :func:`parse_ov_text` per byte of text and per line (the text, its lines as
+#: Python bytes with their line numbers, the joined digits, their 0/1 matrix and the OV's copies).
+TEXT_BYTES_PER_BYTE = 5
+TEXT_BYTES_PER_LINE = 100
+
+
+def _npz_load_bytes(headers: dict[str, ArrayHeader]) -> int:
+    """Peak bytes of reading an OV ``.npz`` with these declared headers.
+
+    ``U`` and ``V`` as stored, the instance's validated copies and one side's 0/1 check (a
+    boolean per entry), plus ``meta`` three times (its UCS4 array, its text, the parsed JSON).
+    """
+    sides = [headers[k].nbytes for k in ("U", "V")]
+    return 2 * sum(sides) + max(sides) + 3 * headers["meta"].nbytes
+
+
 def _load_npz(path: Path) -> OV:
     try:
         archive = np.load(path, allow_pickle=False)
@@ -359,25 +383,19 @@ def _load_npz(path: Path) -> OV:
                 f"{path}: an OV .npz holds exactly the arrays U, V, meta; "
                 f"missing {missing or 'none'}, unexpected {extra or 'none'}"
             )
+        headers = read_headers(archive.zip, NPZ_ARRAYS, str(path), FormatError)
+        for key in NPZ_ARRAYS:  # dtype and shape from the headers, before any data is read
+            if not headers[key].dtype.hasobject:  # object arrays: numpy refuses them when read
+                _check_npz_array(path, key, headers[key].dtype, headers[key].shape)
+        require_arrays_memory(headers, _npz_load_bytes(headers), str(path), READ_ALTERNATIVE)
         arrays = {}
         for key in NPZ_ARRAYS:
             try:
                 arrays[key] = archive[key]
             except Exception as exc:  # object arrays refused by allow_pickle=False, CRC errors
                 raise FormatError(f"{path}: array {key} cannot be read ({exc})") from None
-    for key in ("U", "V"):
-        arr = arrays[key]
-        if arr.dtype != np.uint8 or arr.ndim != 2:
-            raise FormatError(
-                f"{path}: array {key} must be a 2-D uint8 matrix, got {arr.dtype} of shape {arr.shape}"
-            )
-    raw = arrays["meta"]
-    if raw.ndim != 0 or raw.dtype.kind != "U":
-        raise FormatError(
-            f"{path}: array meta must be a 0-d string holding JSON, got dtype {raw.dtype} and shape {raw.shape}"
-        )
     try:
-        meta = json.loads(str(raw[()]))
+        meta = json.loads(str(arrays["meta"][()]))
     except (ValueError, RecursionError) as exc:
         raise FormatError(f"{path}: array meta is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
@@ -388,23 +406,52 @@ def _load_npz(path: Path) -> OV:
         raise FormatError(f"{path}: {exc}") from None
 
 
+def _check_npz_array(path: Path, key: str, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    """``U``, ``V``: 2-D ``uint8``; ``meta``: a 0-d unicode string."""
+    if key == "meta":
+        if len(shape) != 0 or dtype.kind != "U":
+            raise FormatError(
+                f"{path}: array meta must be a 0-d string holding JSON, got dtype {dtype} and shape {shape}"
+            )
+    elif dtype != np.uint8 or len(shape) != 2:
+        raise FormatError(f"{path}: array {key} must be a 2-D uint8 matrix, got {dtype} of shape {shape}")
+
+
 def read_ov(path: str | os.PathLike) -> OV:
     """Read an OV instance from a text or ``.npz`` file (told apart by content).
+
+    Nothing larger than memory is attempted: an ``.npz`` is checked array by array from its
+    headers (:mod:`attention.npzfile`), a text file from its size and number of lines
+    (:data:`TEXT_BYTES_PER_BYTE`, :data:`TEXT_BYTES_PER_LINE`), before it is parsed.
 
     Raises
     ------
     FormatError
         The file is malformed; the message names the file and the line (text) or array (npz).
+    ResourceError
+        The instance it holds (or declares) would not fit in the available memory.
     FinegrainError
         The file does not exist or cannot be read.
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            if fh.read(2) == _ZIP_MAGIC:
+                return _load_npz(path)
+            size = os.fstat(fh.fileno()).st_size
+            require_memory(
+                TEXT_BYTES_PER_BYTE * size, f"{path}: parsing {size / 1e6:.3g} MB of OV text", READ_ALTERNATIVE
+            )
+            fh.seek(0)
+            data = fh.read()
     except OSError as exc:
         raise FormatError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    if data[:2] == _ZIP_MAGIC:
-        return _load_npz(path)
+    lines = data.count(b"\n") + 1
+    require_memory(
+        TEXT_BYTES_PER_BYTE * len(data) + TEXT_BYTES_PER_LINE * lines,
+        f"{path}: parsing {len(data) / 1e6:.3g} MB of OV text in {lines} lines",
+        READ_ALTERNATIVE,
+    )
     return parse_ov_text(data, name=str(path))
 
 

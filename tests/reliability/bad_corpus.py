@@ -6,7 +6,9 @@ tests/reliability/bad_corpus.py`` rewrites the corpus (the DIMACS files under
 ``tests/data/bad/dimacs`` are catalogued in ``tests/reductions/test_cnf.py``).
 
 Readers: ``ov/*`` and ``npz/ov_*`` go through :func:`reductions.problems.ov.read_ov`,
-``npz/att_*`` through :meth:`attention.AttentionInstance.load`.
+``npz/att_*`` through :meth:`attention.AttentionInstance.load`.  A case with ``available``
+is read with that much memory reported available: the ``*_deflate_bomb`` archives (66 kB on
+disk, 64 MiB of zeros expanded) are refused at 16 MiB as a 40 GB bomb is on a real machine.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Case:
     write: Callable[[Path], None]
     error: str  # class name: FormatError, InvalidInstance, ...
     phrase: str  # must appear in the message
+    available: int | None = None  # the memory the reader is told is available (None: the machine's)
 
     @property
     def path(self) -> Path:
@@ -65,6 +68,32 @@ def _zip(members: dict[str, bytes]) -> Callable[[Path], None]:
                 archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
 
     return write
+
+
+def _bomb(members: dict[str, bytes], name: str, descr: str, shape: tuple[int, ...]) -> Callable[[Path], None]:
+    """A deflate bomb: member ``name`` is a true ``.npy`` of zeros of ``shape`` (header and data
+    agree), compressed about 1000:1; the other members are stored as they are.  Written in
+    chunks, so building it needs no memory of its expanded size."""
+
+    def write(path: Path) -> None:
+        with zipfile.ZipFile(path, "w") as archive:
+            for member, data in members.items():
+                archive.writestr(zipfile.ZipInfo(member, date_time=(2024, 1, 1, 0, 0, 0)), data)
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w") as out:
+                npy_format.write_array_header_1_0(out, {"descr": descr, "fortran_order": False, "shape": shape})
+                left = int(np.prod(shape)) * np.dtype(descr).itemsize
+                while left:
+                    chunk = min(left, 1 << 20)
+                    out.write(bytes(chunk))
+                    left -= chunk
+
+    return write
+
+
+#: The memory the bomb cases are read with: well below what they expand to (64 MiB).
+BOMB_AVAILABLE = 16 * 2**20
 
 
 def _arrays(**arrays: np.ndarray) -> Callable[[Path], None]:
@@ -154,7 +183,10 @@ OV_NPZ = [
     Case("npz", "ov_meta_bytes.npz", _arrays(U=U2, V=V2, meta=np.array(b"{}")), "FormatError", "0-d string holding JSON"),
     Case("npz", "ov_meta_nan.npz", _arrays(U=U2, V=V2, meta=_meta('{"x": NaN}')), "FormatError", "meta: not JSON-serialisable"),
     Case("npz", "ov_meta_deeply_nested.npz", _arrays(U=U2, V=V2, meta=_meta(DEEP)), "FormatError", "array meta is not valid JSON"),
-    Case("npz", "ov_huge_declared_shape.npz", _zip({**_good_ov_npz, "U.npy": _npy_header_only("|u1", (2**40, 64))}), "FormatError", "array U cannot be read"),
+    Case("npz", "ov_huge_declared_shape.npz", _zip({**_good_ov_npz, "U.npy": _npy_header_only("|u1", (2**40, 64))}), "FormatError", "array U: its header declares shape (1099511627776, 64) of uint8 (7.04e+13 bytes) but the archive holds 64 bytes"),
+    Case("npz", "ov_deflate_bomb.npz", _bomb({k: v for k, v in _good_ov_npz.items() if k != "U.npy"}, "U.npy", "|u1", (2**20, 64)), "ResourceError", "reading its arrays as declared (U (1048576, 64) uint8", BOMB_AVAILABLE),
+    Case("npz", "ov_not_npy_member.npz", _zip({**_good_ov_npz, "U.npy": b"not an array at all"}), "FormatError", "array U cannot be read: not an .npy array"),
+    Case("npz", "ov_negative_dimension.npz", _zip({**_good_ov_npz, "U.npy": _npy_header_only("|u1", (-1, 3))}), "FormatError", "negative dimension, shape (-1, 3)"),
     Case("npz", "ov_crc_corrupted.npz", _corrupted(_good_ov_npz, "U.npy"), "FormatError", "array U cannot be read"),
     Case("npz", "ov_truncated.npz", _truncated(_good_ov_npz), "FormatError", "not a readable .npz archive"),
     Case("npz", "ov_empty_archive.npz", _zip({}), "FormatError", "missing ['U', 'V', 'meta']"),
@@ -216,7 +248,10 @@ ATT_NPZ = [
     Case("npz", "att_meta_not_object.npz", _att(meta=_meta("[1, 2]")), "InvalidInstance", "meta must be a JSON object"),
     Case("npz", "att_meta_nan.npz", _att(meta=_meta('{"x": NaN}')), "InvalidInstance", "meta: not JSON-serialisable"),
     Case("npz", "att_meta_deeply_nested.npz", _att(meta=_meta(DEEP)), "InvalidInstance", "field meta is not valid JSON"),
-    Case("npz", "att_huge_declared_shape.npz", _zip({**_good_att_members, "A1.npy": _npy_header_only("<f8", (2**40, 2))}), "InvalidInstance", "array A1 cannot be read"),
+    Case("npz", "att_huge_declared_shape.npz", _zip({**_good_att_members, "A1.npy": _npy_header_only("<f8", (2**40, 2))}), "InvalidInstance", "array A1: its header declares shape (1099511627776, 2) of float64 (1.76e+13 bytes) but the archive holds 64 bytes"),
+    Case("npz", "att_huge_declared_meta.npz", _zip({**_good_att_members, "meta.npy": _npy_header_only("<U250000000", ())}), "InvalidInstance", "array meta: its header declares shape () of <U250000000 (1e+09 bytes)"),
+    Case("npz", "att_deflate_bomb.npz", _bomb({k: v for k, v in _good_att_members.items() if k != "A1.npy"}, "A1.npy", "<f8", (2**22, 2)), "ResourceError", "reading its arrays as declared (A1 (4194304, 2) float64", BOMB_AVAILABLE),
+    Case("npz", "att_member_without_suffix.npz", _zip({**{k: v for k, v in _good_att_members.items() if k != "E.npy"}, "E": b"\x00" * 100}), "InvalidInstance", "array E cannot be read: not an .npy array"),
     Case("npz", "att_crc_corrupted.npz", _corrupted(_good_att_members, "E.npy"), "InvalidInstance", "array E cannot be read"),
     Case("npz", "att_truncated.npz", _truncated(_good_att_members), "InvalidInstance", "not a readable .npz archive"),
     Case("npz", "att_text_file.npz", _text(b"A1 = [[1, 2]]\n"), "InvalidInstance", "not a readable .npz archive"),

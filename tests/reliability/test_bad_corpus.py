@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import attention.errors as attention_errors
+import attention.memory
 import reductions.errors as reduction_errors
 from attention import AttentionInstance
 from reductions.cli import main
@@ -49,9 +50,17 @@ def test_the_builder_reproduces_the_committed_files(tmp_path):
         assert (tmp_path / name).read_bytes() == case.path.read_bytes(), name
 
 
+def given_memory(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tell the readers the memory a case is catalogued with (a bomb's expansion exceeds it)."""
+    case = CASES.get(name)
+    if case is not None and case.available is not None:
+        monkeypatch.setattr(attention.memory, "available_memory", lambda: case.available)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_the_library_reader_raises_one_clear_error(name):
+def test_the_library_reader_raises_one_clear_error(name, monkeypatch):
     case = CASES[name]
+    given_memory(name, monkeypatch)
     reader = AttentionInstance.load if case.name.startswith("att_") else read_ov
     with pytest.raises(attention_errors.FinegrainError) as info:
         reader(case.path)
@@ -81,7 +90,8 @@ COMMANDS = {
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("name", EVERY_FILE)
-def test_the_cli_exits_2_with_one_line(name, command, capsys, tmp_path):
+def test_the_cli_exits_2_with_one_line(name, command, capsys, tmp_path, monkeypatch):
+    given_memory(name, monkeypatch)
     path = str(ROOT / name)
     status = main(COMMANDS[command](path, str(tmp_path / "out.ov")))
     out, err = capsys.readouterr()
@@ -119,3 +129,75 @@ def test_bad_arguments_exit_2_with_one_line(argv, phrase, tmp_path, capsys):
     lines = err.splitlines()
     assert len(lines) == 1 and phrase in lines[0] and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.cnf"]
+
+
+# ----------------------------------------------------------------------------- compressed bombs
+_MEASURE = """
+import json, resource, sys
+import numpy as np
+import attention.memory
+from attention import AttentionInstance
+from attention.errors import FinegrainError
+from reductions.problems.ov import read_ov
+
+path, mode, array = sys.argv[1:4]
+attention.memory.available_memory = lambda: 64 * 2**20
+reader = AttentionInstance.load if array == "A1" else read_ov
+reader(sys.argv[4])  # warm-up on a good file: imports and first-call allocations
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+error = None
+try:
+    if mode == "reader":
+        reader(path)
+    else:  # what numpy.load does on its own: allocate the declared shape, then decompress into it
+        with np.load(path, allow_pickle=False) as archive:
+            archive[array]
+except FinegrainError as exc:
+    error = type(exc).__name__
+growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"error": error, "growth_kib": growth}))
+"""
+
+
+@pytest.mark.parametrize("array", ["A1", "U"])
+def test_a_deflate_bomb_is_refused_before_its_expansion_is_allocated(array, tmp_path):
+    """256 MiB of zeros in a 260 kB archive, read by a child process told 64 MiB are available:
+    the reader refuses it with a ResourceError and its peak resident set grows by less than
+    16 MiB; numpy alone (the control) decompresses all 256 MiB."""
+    import json
+    import subprocess
+
+    good, bomb = tmp_path / "good.npz", tmp_path / "bomb.npz"
+    if array == "A1":
+        members = {k: v for k, v in bad_corpus._good_att_members.items() if k != "A1.npy"}
+        bad_corpus._bomb(members, "A1.npy", "<f8", (2**24, 2))(bomb)
+        AttentionInstance.random(n=4, d=2, seed=1).save(good)
+    else:
+        members = {k: v for k, v in bad_corpus._good_ov_npz.items() if k != "U.npy"}
+        bad_corpus._bomb(members, "U.npy", "|u1", (2**22, 64))(bomb)
+        bad_corpus._arrays(U=bad_corpus.U2, V=bad_corpus.V2, meta=bad_corpus.GOOD_META)(good)
+    assert bomb.stat().st_size < 2**20
+
+    def child(mode: str) -> dict:
+        run = subprocess.run(
+            [sys.executable, "-c", _MEASURE, str(bomb), mode, array, str(good)],
+            capture_output=True, text=True, check=True,
+        )
+        return json.loads(run.stdout)
+
+    guarded, control = child("reader"), child("numpy")
+    assert guarded["error"] == "ResourceError" and guarded["growth_kib"] < 16 * 1024
+    assert control["error"] is None and control["growth_kib"] > 200 * 1024
+
+
+def test_a_header_declaring_terabytes_is_refused_after_reading_the_header_only():
+    import tracemalloc
+
+    for name in ("npz/att_huge_declared_shape.npz", "npz/ov_huge_declared_shape.npz"):
+        reader = AttentionInstance.load if "att_" in name else read_ov
+        tracemalloc.start()
+        with pytest.raises(attention_errors.InvalidInstance, match="its header declares"):
+            reader(ROOT / name)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 2**20

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import attention.memory
 import reductions.guards as guards
 from attention.errors import InvalidInstance, ResourceError
 from reductions.cli import main
@@ -33,8 +34,8 @@ def formula(N: int, m: int) -> object:
 def test_available_memory_reads_meminfo(tmp_path):
     fake = tmp_path / "meminfo"
     fake.write_text("MemTotal:       24684092 kB\nMemFree:  100 kB\nMemAvailable:   1000 kB\n")
-    assert guards._meminfo_available(fake) == 1000 * 1024
-    assert guards._meminfo_available(tmp_path / "missing") is None
+    assert attention.memory._meminfo_available(fake) == 1000 * 1024
+    assert attention.memory._meminfo_available(tmp_path / "missing") is None
     assert 0 < guards.available_memory() <= 2**62
 
 
@@ -85,10 +86,10 @@ def test_the_guard_and_the_rules_own_limit_agree():
 def test_below_the_rules_limit_the_available_memory_decides(monkeypatch):
     cnf = random_ksat(20, 85, 3, seed=1)
     needed = guards.chain_peak([guards.ksat_to_ov_footprint(20, 85)])
-    monkeypatch.setattr(guards, "available_memory", lambda: int(needed / guards.HEADROOM) - 1)
+    monkeypatch.setattr(attention.memory, "available_memory", lambda: int(needed / guards.HEADROOM) - 1)
     with pytest.raises(ResourceError, match=r"k-SAT -> OV with N = 20 variables and m = 85 clauses"):
         ksat_to_ov.reduce(cnf)
-    monkeypatch.setattr(guards, "available_memory", lambda: int(needed / guards.HEADROOM) + 2)
+    monkeypatch.setattr(attention.memory, "available_memory", lambda: int(needed / guards.HEADROOM) + 2)
     assert ksat_to_ov.reduce(cnf).target.n_U == 2**10
 
 
