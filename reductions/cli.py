@@ -22,8 +22,22 @@ COMMANDS = ("demo", "list", "generate", "reduce", "solve", "verify", "grad", "be
 EXIT_OK, EXIT_DISAGREE, EXIT_USAGE = 0, 1, 2
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that an ``Example: finegrain ...`` epilog stays on one line
+    (wrapped, it could not be copied and pasted)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("Example: "):
+            return indent + text
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with exit status 2 and a one-line message for usage errors."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -663,14 +663,19 @@ class ComposedRule:
     def target(self) -> str:
         return self.rules[-1].target
 
-    def __call__(self, instance: Any, **options: Any) -> ComposedReduced:
+    def __call__(
+        self, instance: Any, *, on_step: Callable[[int, Rule], None] | None = None, **options: Any
+    ) -> ComposedReduced:
+        """Apply the rules in order; ``on_step(k, rule)`` (if given) is called before rule ``k`` runs."""
         from reductions.guards import check_chain
 
         per_rule = _split_options(self.rules, options)
         check_chain(self.rules, instance)  # the whole chain's memory, before its first step runs
         steps: list[Reduced] = []
         current = instance
-        for rule, opts in zip(self.rules, per_rule):
+        for k, (rule, opts) in enumerate(zip(self.rules, per_rule)):
+            if on_step is not None:
+                on_step(k, rule)
             start = time.perf_counter()
             red = rule(current, **opts)
             red.stats["seconds_reduce"] = time.perf_counter() - start
@@ -778,12 +783,21 @@ def _make_lift(composed: ComposedReduced, per_rule: list[dict[str, Any]]) -> Cal
     return lift
 
 
-def reduce(instance: Any, to: str | None = None, path: Iterable[str] | str | None = None, **options: Any) -> ComposedReduced:
+def reduce(
+    instance: Any,
+    to: str | None = None,
+    path: Iterable[str] | str | None = None,
+    *,
+    on_step: Callable[[int, Rule], None] | None = None,
+    **options: Any,
+) -> ComposedReduced:
     """Reduce ``instance`` to the problem ``to`` along the preferred (or the given) path.
 
     ``options`` go to the rules that accept them (e.g. ``mu=`` of the probe decoder); an
     option no rule of the path accepts is refused.  The result's ``lift(solver)`` maps an
-    answer of the last problem back to ``instance`` (witness included).
+    answer of the last problem back to ``instance`` (witness included).  ``on_step(k, rule)``
+    is called before the ``k``-th rule of the path runs (``finegrain reduce`` draws its
+    progress bar with it).
 
     Examples
     --------
@@ -801,7 +815,7 @@ def reduce(instance: Any, to: str | None = None, path: Iterable[str] | str | Non
     rules = resolve_path(path, source, to)
     if not rules:
         raise NoReductionPath(f"the instance already is a {source} instance; nothing to reduce")
-    return compose(rules)(instance, **options)
+    return compose(rules)(instance, on_step=on_step, **options)
 
 
 # ----------------------------------------------------------------------------- formulas

@@ -120,6 +120,62 @@ def test_reduce_to_gradient_writes_an_instance_file(capsys, cnf_file, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "to, path, options",
+    [
+        ("ov", None, []),
+        ("gradient", None, []),
+        (None, "ksat_to_ov,ov_to_gradient_probe", ["mu=16"]),
+    ],
+)
+def test_reduce_json_equals_the_library(capsys, cnf_file, tmp_path, to, path, options):
+    out_file = tmp_path / ("r.ov" if to == "ov" else "r.npz")
+    argv = ["reduce", str(cnf_file), "-o", str(out_file), "--json"] + (["--to", to] if to else [])
+    argv += (["--path", path] if path else []) + [a for o in options for a in ("--option", o)]
+    status, out, err = run(capsys, *argv)
+    assert status == 0 and err == ""
+    data = json.loads(out)
+    cnf = read_cnf(cnf_file)
+    library = reduce(cnf, to=to, path=path, **{k: int(v) for k, v in (o.split("=") for o in options)})
+    assert data["output"] == str(out_file) and data["problem"] == library.rules[-1].target
+    assert data["path"] == [r.name for r in library.rules] and data["problems"] == library.problems()
+    assert data["params"] == json.loads(json.dumps(library.steps[-1].params))
+    width = max(len(c) for c in cnf.clauses)
+    assert data["source"] == {"problem": "ksat", "params": {"N": cnf.nv, "m": len(cnf.clauses), "k": width}}
+    assert data["seconds_reduce"] > 0
+    if to != "ov":  # the sizes printed are those of the instance written
+        from attention.instance import AttentionInstance
+
+        inst = AttentionInstance.load(out_file)
+        assert (data["params"]["n"], data["params"]["d"]) == (inst.n, inst.d)
+        if options:
+            assert data["params"]["mu"] == 16
+
+
+def test_reduce_progress_bar_has_one_step_per_rule_and_the_write(capsys, cnf_file, tmp_path, monkeypatch):
+    """The bar (forced on, into a buffer) counts the rules of the path, names each, then the write."""
+    import io
+
+    from reductions.commands import reduce as reduce_command
+
+    buffer, bars = io.StringIO(), []
+
+    def forced(**kwargs):
+        from tqdm import tqdm
+
+        kwargs.update(disable=False, file=buffer, delay=0, mininterval=0, miniters=1)
+        bars.append(tqdm(**kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr(reduce_command, "progress", forced)
+    assert run(capsys, "reduce", str(cnf_file), "--to", "gradient", "-o", str(tmp_path / "r.npz"))[0] == 0
+    path = [r.name for r in registry.find_path("ksat", "gradient")]
+    (bar,) = bars
+    assert bar.total == bar.n == len(path) + 1
+    shown = buffer.getvalue()
+    assert all(name in shown for name in path) and "write r.npz" in shown
+
+
+@pytest.mark.parametrize(
     "argv, match",
     [
         (["reduce", "missing.cnf", "--to", "ov", "-o", "x.ov"], "missing.cnf"),

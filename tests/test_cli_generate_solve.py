@@ -131,6 +131,85 @@ def test_generate_ov_equals_library(cli, tmp_path: Path, argv: list[str], build,
     assert record["seed"] == expected.meta["seed"] and record["finegrain_version"] == version("finegrain")
 
 
+# --json: a summary of the file written, equal to the library generator's result
+
+
+def _json_of(cli, tmp_path: Path, *argv: str) -> tuple[dict, Path, str]:  # type: ignore[no-untyped-def]
+    path = tmp_path / ("inst.ov" if argv[0] == "ov" else "f.cnf")
+    status, out, err = cli("generate", *argv, "-o", path, "--json")
+    assert status == 0 and "wrote" in err
+    return json.loads(out), path, shlex.join(["finegrain", "generate", *argv, "-o", str(path), "--json"])
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_generate_ksat_json_equals_library(cli, tmp_path: Path, planted: bool) -> None:  # type: ignore[no-untyped-def]
+    argv = ["ksat", "--vars", "16", "--ratio", "4.2", "--k", "3", "--seed", "11"] + (["--planted"] if planted else [])
+    data, path, command = _json_of(cli, tmp_path, *argv)
+    library = planted_ksat(16, ratio=4.2, k=3, seed=11) if planted else random_ksat(16, ratio=4.2, k=3, seed=11)
+    cnf = library.cnf if planted else library
+    assert (data["kind"], data["problem"], data["output"], data["seed"]) == ("ksat", "ksat", str(path), 11)
+    assert (data["n_vars"], data["n_clauses"]) == (cnf.nv, len(cnf.clauses)) == (16, round(4.2 * 16))
+    assert data["max_clause_width"] == max(len(c) for c in cnf.clauses) == 3
+    assert data["generator"] == ("planted_ksat" if planted else "random_ksat")
+    assert data["provenance"] == read_provenance(read_cnf(path)) and data["provenance"]["command"] == command
+    if planted:
+        assert data["planted_model"] == library.model and data["known_answer"] is True
+        assert is_satisfying(read_cnf(path), data["planted_model"])
+    else:
+        assert "planted_model" not in data and data["known_answer"] is None
+    assert _same_formula(read_cnf(path), cnf)
+
+
+@pytest.mark.parametrize(
+    ("argv", "build", "pairs"),
+    [
+        (["--n", "40", "--m", "10", "--seed", "3"], lambda: random_ov(40, 40, 10, p=0.5, seed=3), None),
+        (["--n", "64", "--m", "12", "--mu", "2", "--seed", "1"], lambda: random_ov_mu(64, 64, 12, 2.0, seed=1), None),
+        (["--n-U", "50", "--n-V", "30", "--m", "12", "--planted", "3", "--seed", "2"],
+         lambda: planted_ov(50, 30, 12, 3, seed=2), 3),
+        (["--n", "50", "--m", "8", "--no-pair", "--seed", "2"], lambda: no_pair_ov(50, 50, 8, seed=2), 0),
+    ],
+)
+def test_generate_ov_json_equals_library(cli, tmp_path: Path, argv: list[str], build, pairs: int | None) -> None:  # type: ignore[no-untyped-def]
+    data, path, command = _json_of(cli, tmp_path, "ov", *argv)
+    library = build()
+    cli_only = {"kind", "problem", "output", "known_answer", "provenance"}
+    assert {k: v for k, v in data.items() if k not in cli_only} == json.loads(json.dumps(library.meta))
+    assert (data["kind"], data["problem"], data["output"]) == ("ov", "ov", str(path))
+    assert data["provenance"] == read_ov(path).meta["provenance"] and data["provenance"]["command"] == command
+    written = read_ov(path)
+    if pairs is None:
+        assert data["known_answer"] is None
+    else:  # the planted information is the truth: a brute-force count finds exactly those pairs
+        assert data["known_answer"] is (pairs > 0)
+        assert count_orthogonal_pairs(written) == pairs == len(data.get("planted_pairs", []))
+        assert all(is_orthogonal_pair(written, tuple(pair)) for pair in data.get("planted_pairs", []))
+
+
+@pytest.mark.parametrize(
+    ("argv", "build", "answer"),
+    [
+        (["php", "--holes", "3"], lambda: families.pigeonhole(3), False),
+        (["coloring", "--graph", "petersen", "--colors", "3"],
+         lambda: families.graph_coloring(families.named_graph("petersen"), 3), None),
+    ],
+)
+def test_generate_family_json_equals_library(cli, tmp_path: Path, argv: list[str], build, answer) -> None:  # type: ignore[no-untyped-def]
+    data, path, _ = _json_of(cli, tmp_path, *argv)
+    cnf = build()
+    assert (data["n_vars"], data["n_clauses"]) == (cnf.nv, len(cnf.clauses))
+    assert data["description"] == cnf.comments and data["known_answer"] is answer
+    if answer is False:
+        assert solve_sat_bruteforce(cnf).satisfiable is False
+
+
+def test_generate_json_without_output_is_one_line_and_writes_nothing(cli, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    status, out, err = cli("generate", "ksat", "--vars", "5", "--clauses", "3", "--json")
+    assert (status, out) == (2, "") and err.count("\n") == 1 and "-o FILE" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_is_not_overwritten_without_force(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "f.cnf"
     assert cli("generate", "php", "--holes", "2", "-o", path)[0] == 0

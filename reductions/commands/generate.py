@@ -2,12 +2,15 @@
 
 Each kind is a sub-subcommand that calls one library generator; the file it writes (or the
 text it prints when ``-o`` is omitted) records the finegrain version, the command line and
-the seed (a fresh seed is drawn and recorded when ``--seed`` is not given).
+the seed (a fresh seed is drawn and recorded when ``--seed`` is not given).  With ``--json``
+(which needs ``-o``: the instance goes to the file, the summary to stdout) it prints
+:func:`summary` of what the generator returned: sizes, seed, output file and the planted
+witness where there is one.
 
 ::
 
     finegrain generate ksat --vars 20 --clauses 85 --k 3 --seed 7 [--planted] -o f.cnf
-    finegrain generate ov --n 1024 --m 40 --mu 2 --seed 7 -o inst.ov
+    finegrain generate ov --n 1024 --m 40 --mu 2 --seed 7 -o inst.ov --json
     finegrain generate php --holes 5 -o php5.cnf
     finegrain generate coloring --graph petersen --colors 3 -o petersen3.cnf
 """
@@ -15,11 +18,28 @@ the seed (a fresh seed is drawn and recorded when ``--seed`` is not given).
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 from typing import Any, Callable
 
-from reductions.commands.common import check_output_path, message, provenance
+from attention.errors import FinegrainError
+from reductions.commands.common import (
+    STEPS,
+    advance,
+    check_output_path,
+    message,
+    print_json,
+    progress,
+    provenance,
+    ticking,
+)
 
 Builder = Callable[[argparse.Namespace], tuple[Any, dict[str, Any]]]
+
+JSON_HELP = (
+    "print a JSON summary (kind, sizes, seed, output file, planted witness) on stdout; needs -o "
+    "(without -o the instance itself is printed on stdout)"
+)
 
 
 def register(subparsers: Any) -> None:
@@ -28,48 +48,126 @@ def register(subparsers: Any) -> None:
         help="generate k-SAT, OV and structured CNF instances",
         description=(
             "Generate an instance and write it to -o FILE (or print it).  CNF kinds write DIMACS "
-            "(gzip-compressed if FILE ends in .gz); ov writes the OV text format, or .npz."
+            "(gzip-compressed if FILE ends in .gz); ov writes the OV text format, or .npz.  "
+            "--json prints a summary of the instance written (sizes, seed, planted witness) on "
+            "stdout and needs -o: the instance itself is never mixed into the JSON."
         ),
-        epilog="Example: finegrain generate ksat --vars 20 --clauses 85 --k 3 --seed 7 -o f.cnf",
+        epilog="Example: finegrain generate ksat --vars 20 --clauses 85 --k 3 --seed 7 -o f.cnf --json",
     )
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=type(parser))
     for name, add, build in KINDS:
         sub = add(kinds)
-        sub.add_argument("-o", "--output", help="output file (default: print to stdout)")
+        sub.add_argument("-o", "--output", help="output file (default: print the instance to stdout)")
         sub.add_argument("--force", action="store_true", help="overwrite the output file")
+        sub.add_argument("--json", action="store_true", help=JSON_HELP)
         sub.set_defaults(func=run, build=build, kind_name=name)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json and args.output is None:
+        raise FinegrainError(
+            "--json prints a summary of the file written: give -o FILE, "
+            "or drop --json to print the instance itself on stdout"
+        )
     if args.output is not None:
         check_output_path(args.output, args.force)  # refuse before spending time generating
-    instance, record = args.build(args)
-    if args.kind_name == "ov":
-        _emit_ov(instance, args, record)
-    else:
-        _emit_cnf(instance, args, record)
+    emit = _emit_ov if args.kind_name == "ov" else _emit_cnf
+    # the generators and writers report no progress of their own: two steps (generate, write),
+    # redrawn while they run, shown only if the run takes longer than a second (and stderr is
+    # a terminal)
+    bar = progress(total=2, desc=f"generate {args.kind_name}", unit="step", delay=1.0, leave=False, bar_format=STEPS)
+    with bar, ticking(bar):
+        instance, record = args.build(args)
+        if args.output is not None:
+            advance(bar, 1, f"write {Path(args.output).name}")
+            done = emit(instance, args, record)
+        advance(bar, 2)
+    if args.output is None:
+        emit(instance, args, record)  # once the bar is cleared: nothing of it mixed into the text
+        return 0
+    info = summary(instance, args.kind_name, record, args.output)
+    seed = "" if record["seed"] is None else f" (seed {record['seed']})"
+    message(f"wrote {args.output}: {done}{seed}")
+    if args.json:
+        print_json(info)
     return 0
 
 
-def _emit_cnf(cnf: Any, args: argparse.Namespace, record: dict[str, Any]) -> None:
+def _emit_cnf(instance: Any, args: argparse.Namespace, record: dict[str, Any]) -> str:
     from reductions.problems.cnf import dimacs_string, write_dimacs
 
+    cnf = getattr(instance, "cnf", instance)  # a PlantedCNF carries its formula
     if args.output is None:
         print(dimacs_string(cnf, record), end="")
-        return
-    write_dimacs(cnf, args.output, provenance=record, force=args.force)
-    message(f"wrote {args.output}: CNF with {cnf.nv} variables, {len(cnf.clauses)} clauses (seed {record['seed']})")
+    else:
+        write_dimacs(cnf, args.output, provenance=record, force=args.force)
+    return f"CNF with {cnf.nv} variables, {len(cnf.clauses)} clauses"
 
 
-def _emit_ov(ov: Any, args: argparse.Namespace, record: dict[str, Any]) -> None:
+def _emit_ov(ov: Any, args: argparse.Namespace, record: dict[str, Any]) -> str:
     from reductions.problems.ov import OV, format_ov_text, write_ov
 
     ov = OV(ov.U, ov.V, meta={**ov.meta, "provenance": record})
     if args.output is None:
         print(format_ov_text(ov).decode(), end="")
-        return
-    write_ov(ov, args.output, force=args.force)
-    message(f"wrote {args.output}: OV with n_U = {ov.n_U}, n_V = {ov.n_V}, m = {ov.m} (seed {record['seed']})")
+    else:
+        write_ov(ov, args.output, force=args.force)
+    return f"OV with n_U = {ov.n_U}, n_V = {ov.n_V}, m = {ov.m}"
+
+
+def summary(instance: Any, kind: str, record: dict[str, Any], output: str | Path | None = None) -> dict[str, Any]:
+    """What ``finegrain generate ... --json`` prints: the generator's result, summarised.
+
+    Parameters
+    ----------
+    instance : the library generator's result: a ``pysat.formula.CNF``, a
+        :class:`~reductions.generators.ksat.PlantedCNF` or an :class:`~reductions.problems.ov.OV`.
+    kind : the ``generate`` kind (``ksat``, ``ov``, ``php``, ...).
+    record : the provenance written into the file (version, command line, seed, generator).
+    output : the file written.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``problem`` (``ksat`` or ``ov``), ``generator``, ``seed``, ``output``,
+        ``provenance`` and ``known_answer`` (True when the generator guarantees a model or an
+        orthogonal pair, False for a guaranteed no-instance, else None).  CNF: ``n_vars``,
+        ``n_clauses``, ``max_clause_width``, ``description`` (the generator's comment lines)
+        and, when planted, ``planted_model`` (DIMACS literals).  OV: every entry of the
+        generator's ``meta`` (``n_U``, ``n_V``, ``m``, ``p``, ``seed``; ``mu``; ``k`` and
+        ``planted_pairs`` for a planted instance).
+    """
+    from reductions.problems.cnf import PLANTED_TAG, PROVENANCE_TAG, planted_model
+
+    out: dict[str, Any] = {
+        "kind": kind,
+        "generator": record.get("generator"),
+        "seed": record.get("seed"),
+        "output": None if output is None else str(output),
+    }
+    cnf = getattr(instance, "cnf", instance)
+    if hasattr(instance, "U"):  # OV
+        meta = {key: value for key, value in instance.meta.items() if key != "provenance"}
+        known = meta["k"] > 0 if "k" in meta else (False if meta.get("generator") == "no_pair_ov" else None)
+        out.update(problem="ov", **meta, known_answer=known)
+    else:
+        model = getattr(instance, "model", None)
+        if model is None:
+            model = planted_model(cnf)
+        description = [c for c in cnf.comments if not c.startswith((PLANTED_TAG, PROVENANCE_TAG))]
+        unsat = any(re.search(r"\bstatus=UNSAT\b", c) for c in description)
+        out.update(
+            problem="ksat",
+            n_vars=cnf.nv,
+            n_clauses=len(cnf.clauses),
+            max_clause_width=max((len(c) for c in cnf.clauses), default=0),
+            description=description,
+            known_answer=True if model is not None else (False if unsat else None),
+        )
+        if model is not None:
+            out["planted_model"] = list(model)
+    out["provenance"] = record
+    return out
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -115,8 +213,7 @@ def _build_ksat(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     seed = _seed(args)
     sizes = {"n_clauses": args.clauses, "k": args.k, "ratio": args.ratio, "seed": seed}
     if args.planted:
-        cnf = planted_ksat(args.vars, hiding=args.hiding, **sizes).cnf
-        return cnf, provenance(seed, generator="planted_ksat")
+        return planted_ksat(args.vars, hiding=args.hiding, **sizes), provenance(seed, generator="planted_ksat")
     return random_ksat(args.vars, **sizes), provenance(seed, generator="random_ksat")
 
 

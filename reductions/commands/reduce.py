@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reductions.commands.common import check_output_path, message, print_json, provenance
+from reductions.commands.common import (
+    STEPS,
+    advance,
+    check_output_path,
+    message,
+    print_json,
+    progress,
+    provenance,
+    ticking,
+)
 from reductions.errors import FormatError, InvalidInstance
 
 _ZIP = b"PK"
@@ -93,26 +102,61 @@ def _is_attention_npz(path: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reductions.registry import problem_name, reduce
+    from reductions.registry import problem_name, problem_of, reduce, resolve_path
 
     instance = read_instance(args.file)
     target = problem_name(args.to) if args.to else None
     out = check_output_path(args.output, args.force)
-    red = reduce(instance, to=target, path=args.path, **parse_options(args.option))
-    last = red.rules[-1].target
-    if last not in WRITABLE:
+    options = parse_options(args.option)
+    rules = resolve_path(args.path, problem_of(instance), target)  # refuse before reducing
+    last = rules[-1].target if rules else None
+    if rules and last not in WRITABLE:
         raise InvalidInstance(
             f"there is no file format for {last} instances; reduce to one of {', '.join(WRITABLE)}"
         )
-    chain = chain_meta(red, source_file=str(args.file))
-    written = write_target(red.target, last, out, chain, args.force)
-    summary = {"output": str(written), "problem": last, "path": chain["path"], "params": chain["steps"][-1]["params"]}
+    # one step per rule of the path, then the write; redrawn while a step runs, shown only
+    # when the run takes longer than a second and stderr is a terminal
+    bar = progress(total=len(rules) + 1, desc="reduce", unit="step", delay=1.0, leave=False, bar_format=STEPS)
+
+    def on_step(k: int, rule: Any) -> None:
+        advance(bar, k, rule.name)  # the rule now running
+
+    with bar, ticking(bar):
+        red = reduce(instance, to=target, path=args.path, on_step=on_step, **options)
+        advance(bar, len(rules), f"write {out.name}")
+        chain = chain_meta(red, source_file=str(args.file))
+        written = write_target(red.target, last, out, chain, args.force)
+        advance(bar, len(rules) + 1)
+    info = summary(red, written)
     if args.json:
-        print_json(summary)
+        print_json(info)
     else:
-        message(f"wrote {written}: {last} instance via {' -> '.join(chain['path'])}")
-        message("  " + ", ".join(f"{k} = {v}" for k, v in summary["params"].items()))
+        message(f"wrote {written}: {last} instance via {' -> '.join(info['path'])}")
+        message("  " + ", ".join(f"{k} = {v}" for k, v in info["params"].items()))
     return 0
+
+
+def summary(red: Any, output: str | Path) -> dict[str, Any]:
+    """What ``finegrain reduce --json`` prints for the result ``red`` of :func:`reductions.reduce`.
+
+    ``output`` (the file written), ``problem`` (the last problem), ``path`` (rule names),
+    ``problems`` (the nodes of the chain), ``source`` (problem and parameters of the input),
+    ``params`` (the last step's parameters: the target's sizes, entry bound, ...) and
+    ``seconds_reduce``.
+    """
+    from reductions.registry import measure
+    from reductions.verify import _plain
+
+    source = red.rules[0].source
+    return {
+        "output": str(output),
+        "problem": red.rules[-1].target,
+        "path": [rule.name for rule in red.rules],
+        "problems": red.problems(),
+        "source": {"problem": source, "params": _json_ready(_plain(measure(source, red.source)))},
+        "params": _json_ready(_plain(red.steps[-1].params)),
+        "seconds_reduce": red.stats.get("seconds_reduce"),
+    }
 
 
 def chain_meta(red: Any, source_file: str | None = None) -> dict[str, Any]:
