@@ -147,3 +147,16 @@ def test_ticking_respects_the_delay_of_the_bar() -> None:
         time.sleep(0.05)
     assert buffer.getvalue() == ""  # a short run draws nothing at all
     bar.close()
+
+
+# ----------------------------------------------------------------------------- bench
+def test_bench_knows_every_benchmark_script_of_the_checkout(capsys) -> None:  # type: ignore[no-untyped-def]
+    from reductions.commands import bench
+
+    scripts = sorted(p.name for p in bench.benchmarks_dir().glob("bench_*.py"))
+    assert scripts == sorted(f"bench_{name}.py" for name in bench.BENCHMARKS)
+    assert main(["bench", "--list"]) == 0
+    listed = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert list(listed) == list(bench.BENCHMARKS)
+    assert listed["soak"].startswith("Soak: the default route on >= 10^4 random instances")
+    assert "(not in this checkout)" not in "".join(listed.values())

@@ -24,8 +24,9 @@ from typing import Any
 from attention.errors import FinegrainError
 from reductions.commands.common import atomic_write, check_output_path, message, print_json, progress, provenance
 
-#: Benchmark names, in the order ``finegrain bench`` runs them.
-BENCHMARKS = ("oracle", "ov", "fast", "chain", "distributed")
+#: Benchmark names, in the order ``finegrain bench`` runs them: ``benchmarks/bench_<name>.py``
+#: each (a test checks that this lists every such script of the checkout).
+BENCHMARKS = ("oracle", "ov", "fast", "chain", "distributed", "soak")
 
 
 def benchmarks_dir() -> Path:
@@ -103,7 +104,7 @@ def _check_plot(path: str, force: bool, names: list[str]) -> None:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="run the benchmark scripts (oracle, ov, fast, chain, distributed)",
+        help=f"run the benchmark scripts ({', '.join(BENCHMARKS)})",
         description=(
             "Run benchmarks/bench_NAME.py for each NAME (default: all), each printing its "
             "measurements and the ratios against baselines measured in the same run.  --quick "

@@ -1,6 +1,6 @@
 """Soak: the default route on >= 10^4 random instances (slow), with a short smoke run by default.
 
-The instances and the route are those of ``benchmarks/soak.py`` (k-SAT and OV, YES and NO in
+The instances and the route are those of ``benchmarks/bench_soak.py`` (k-SAT and OV, YES and NO in
 balance, up to 256 OV vectors per side and scores past float64's ``exp`` limit); ground
 truth is a SAT solver or brute force, every YES witness is checked on the original instance.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-_path = Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py"
+_path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_soak.py"
 _spec = importlib.util.spec_from_file_location("finegrain_soak", _path)
 soak = importlib.util.module_from_spec(_spec)
 sys.modules["finegrain_soak"] = soak

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python benchmarks/soak.py                 # 10^4 instances + the memory table (~10-20 min on 2 cores)
-    python benchmarks/soak.py --quick         # 600 instances, small memory rows (about a minute)
-    python benchmarks/soak.py --count 20000 --seed 7 --json soak.json
+    python benchmarks/bench_soak.py            # 10^4 instances + the memory table (~10-20 min on 2 cores)
+    python benchmarks/bench_soak.py --quick    # 600 instances, small memory rows (about a minute)
+    python benchmarks/bench_soak.py --count 20000 --seed 7 --json soak.json
 
 **Table 1: soak.**  The default route (``reductions.verify.solve_through(instance,
 to="gradient")``, what ``finegrain solve FILE --via gradient`` runs: k-SAT -> OV by split and
