@@ -402,6 +402,10 @@ class _Here:
     def map_ranges(self, task: Callable[..., Any], ranges: Sequence[tuple[int, int]], *args: Any) -> list[Any]:
         return [task(self.source, start, stop, None, *args) for start, stop in ranges]
 
+    def follow(self, parts: Sequence[Any], ranges: Sequence[tuple[int, int]], done: Callable[[int], None]) -> None:
+        for start, stop in ranges:  # computed already, in range order
+            done(stop - start)
+
     def submit(self, func: Callable[..., Any], *args: Any) -> Any:
         return func(*args)
 
@@ -429,6 +433,15 @@ class _OnCluster:
             self.client.submit(task, self.shared, start, stop, self._rows(start, stop), *args, pure=False)
             for start, stop in ranges
         ]
+
+    def follow(self, parts: Sequence[Any], ranges: Sequence[tuple[int, int]], done: Callable[[int], None]) -> None:
+        """Call ``done(rows)`` as each range's task finishes (failed or cancelled ones too:
+        :meth:`gather` raises their error next)."""
+        from distributed import as_completed
+
+        rows = {part.key: stop - start for part, (start, stop) in zip(parts, ranges)}
+        for part in as_completed(parts):
+            done(rows[part.key])
 
     def _rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray] | None:
         if not self.stored:
@@ -505,14 +518,15 @@ def _kernel(source: Any, kernel: str, dtype: Any) -> str:
 def _plan(
     source: Any,
     block: int | None,
-    task_rows: int | None,
+    task_rows: int | str | None,
     dtype: Any,
     kernel: str | None = None,
     task_threads: int | None = 1,
     fan_in: int = DEFAULT_FAN_IN,
     reduction: str = "fold",
 ) -> _Plan:
-    """Validated options; ``kernel=None`` for the forward pass (the oracle's numpy kernel)."""
+    """Validated options; ``kernel=None`` for the forward pass (the oracle's numpy kernel);
+    ``task_rows="block"`` is one block per task."""
     from attention.oracle import default_block, precision
 
     precision(dtype)  # validates dtype
@@ -521,6 +535,8 @@ def _plan(
     resolved = None if kernel is None else _kernel(source, kernel, dtype)
     block = default_block(source.n_k, source.d, resolved or "numpy") if block is None else block
     _require_positive(block, "block")
+    if isinstance(task_rows, str) and task_rows == "block":
+        task_rows = int(block)  # one block per task: the oracle's bits
     if task_threads is not None:
         _require_positive(task_threads, "task_threads")
     if task_rows is not None:
@@ -594,13 +610,14 @@ def gradient(
     scheduler: Any = None,
     *,
     block: int | None = None,
-    task_rows: int | None = None,
+    task_rows: int | str | None = None,
     reduction: str = "fold",
     fan_in: int = DEFAULT_FAN_IN,
     dtype: Any = np.float64,
     kernel: str = "auto",
     task_threads: int | None = 1,
     retries: int = 2,
+    progress: Callable[[int, int], None] | None = None,
 ) -> GradientResult:
     """``dL/dX`` as a sum over ranges of query rows, one task per range, here or on a Dask cluster.
 
@@ -619,8 +636,8 @@ def gradient(
     task_rows : int, optional
         Rows per task, a multiple of ``block``.  Default: all rows for a stored instance in
         this process (one call of the oracle's kernel), else about
-        ``n / (4 * worker threads)``, at most 4096.  ``task_rows = block`` reproduces the
-        oracle's bits (module docstring).
+        ``n / (4 * worker threads)``, at most 4096.  ``task_rows = block`` (or ``"block"``:
+        one block of the default size per task) reproduces the oracle's bits (module docstring).
     reduction : {"fold", "tree"}
         How the ``d x d`` partials are added: left to right in range order (the oracle's
         order), or by a balanced tree.
@@ -637,6 +654,9 @@ def gradient(
         default (all cores for the fused kernel).  The bits do not depend on it.
     retries : int
         Reruns from scratch after the cluster lost work (workers died, restart).
+    progress : callable, optional
+        ``progress(rows_done, n)``, called as the ranges' tasks finish on the cluster (in
+        this process, once they are computed); a rerun counts from 0 again.
 
     Returns
     -------
@@ -674,7 +694,16 @@ def gradient(
         ranges = _ranges(plan, source, executor)
         parts = executor.map_ranges(_gradient_task, ranges, plan.options(executor))
         shape = fold_reduce if plan.reduction == "fold" else tree_reduce
-        total = executor.gather(shape(parts, lambda group: executor.submit(_add_partials, *group), plan.fan_in))
+        reduced = shape(parts, lambda group: executor.submit(_add_partials, *group), plan.fan_in)
+        if progress is not None:
+            done = [0]
+
+            def count(rows: int) -> None:
+                done[0] += rows
+                progress(done[0], source.n)
+
+            executor.follow(parts, ranges, count)
+        total = executor.gather(reduced)
         _require_finite(total.gradient, "the gradient")
         _require_finite(total.loss, "the loss")
         bounds = _bounds(source, total.magnitudes, plan)

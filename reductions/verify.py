@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from reductions.errors import InvalidInstance, NoReductionPath, PrecisionError
+from reductions.errors import FinegrainError, InvalidInstance, NoReductionPath, PrecisionError
 from reductions.registry import (
     ComposedReduced,
     FormulaCheck,
@@ -32,6 +32,8 @@ from reductions.registry import (
 
 ORACLES = ("exact", "mp", "fast")
 NUMERIC_PROBLEMS = ("attention", "gradient")
+#: Last problems of a chain whose solver can run on a Dask cluster (:func:`oracle_solver`).
+CLUSTER_PROBLEMS = ("gradient", "attention", "ov")
 
 
 # ----------------------------------------------------------------------------- ground truth
@@ -122,17 +124,25 @@ def brute_solver(problem: str) -> Callable[[Any], Any]:
     raise NoReductionPath(f"no ground truth for {problem} instances; start from ksat, ov, maxip, bhcp or gapann")
 
 
-def oracle_solver(problem: str, oracle: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
+def oracle_solver(problem: str, oracle: str | Callable[[Any], Any], scheduler: Any = None) -> Callable[[Any], Any]:
     """The solver handed to the chain's last step.
 
     For ``gradient`` (``attention``) nodes: ``attention.gradient`` (``forward``) with
     ``method=oracle``; for combinatorial nodes: the brute-force solver.  A callable
-    ``oracle`` is used as given.
+    ``oracle`` is used as given.  With ``scheduler`` (a ``distributed.Client``, ``"local"``
+    or an address; see :mod:`reductions.distributed_common`) the work runs on that Dask
+    cluster: the exact oracle by :mod:`attention.distributed`, one block of the oracle's
+    default size per task (so the gradient is the in-process oracle's bits and bound; the
+    forward is its bits with the a-priori bound, which may exceed the oracle's a-posteriori
+    one), and the OV brute force by :func:`solvers.ov_distributed.solve_ov_distributed` (the
+    same lexicographically first pair); other nodes have no cluster solver.
     """
     if callable(oracle):
         return oracle
     if oracle not in ORACLES:
         raise InvalidInstance(f"oracle: unknown oracle {oracle!r}; choose one of {', '.join(ORACLES)} or pass a callable")
+    if scheduler is not None:
+        return _cluster_solver(problem, oracle, scheduler)
     if problem == "gradient":
         import attention
 
@@ -142,6 +152,27 @@ def oracle_solver(problem: str, oracle: str | Callable[[Any], Any]) -> Callable[
 
         return lambda inst: attention.forward(inst, method=oracle)
     return brute_solver(problem)
+
+
+def _cluster_solver(problem: str, oracle: str, scheduler: Any) -> Callable[[Any], Any]:
+    if problem in NUMERIC_PROBLEMS and oracle != "exact":
+        raise FinegrainError(f"oracle: a Dask cluster runs the exact oracle only, not {oracle!r}")
+    if problem == "gradient":
+        from attention import distributed
+
+        return lambda inst: distributed.gradient(inst, scheduler, task_rows="block")
+    if problem == "attention":
+        from attention import distributed
+
+        return lambda inst: distributed.forward(inst, scheduler)
+    if problem == "ov":
+        from solvers.ov_distributed import solve_ov_distributed
+
+        return lambda ov: solve_ov_distributed(ov, scheduler)
+    raise FinegrainError(
+        f"no solver for {problem} instances on a Dask cluster (only {', '.join(CLUSTER_PROBLEMS)}); "
+        "end the chain at one of those, or run without a scheduler"
+    )
 
 
 # ----------------------------------------------------------------------------- report

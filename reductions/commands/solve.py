@@ -8,18 +8,29 @@ the solver and time.  ``--json`` prints one JSON object:
 ``{"problem": "ksat", "satisfiable": ..., "witness": [DIMACS literals] | null, ...}`` or
 ``{"problem": "ov", "has_pair": ..., "witness": [i, j] | null, ...}``.
 
-Each problem kind has one solve function (:data:`SOLVE`) and one text printer
-(:data:`TEXT`); a new way of solving (e.g. through a reduction) is a new branch there.
+Each problem kind has one solve function (:data:`SOLVE`, and :data:`ON_CLUSTER` for
+``--scheduler``) and one text printer (:data:`TEXT`); a new way of solving (e.g. through a
+reduction) is a new branch there.
+
+``--scheduler local|ADDRESS`` runs the brute force on a Dask cluster, with the same record
+keys: an OV instance by :func:`solvers.ov_distributed.solve_ov_distributed` (the same
+lexicographically first pair as in this process), a CNF by k-SAT -> OV split and list
+(:func:`solvers.ov_distributed.solve_cnf_distributed`, each tile's vectors generated inside
+its task, so the ``2^(N/2)``-vector sides are never stored) instead of python-sat, and
+``--via`` sends the chain's last solver (the exact attention oracle, the OV brute force) to
+the cluster.  The ``--scheduler`` helpers here are shared with ``grad`` and ``verify``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
-from reductions.commands.common import print_json
+from attention.errors import FinegrainError
+from reductions.commands.common import print_json, progress
 
 _CNF_SUFFIXES = (".cnf", ".cnf.gz", ".dimacs", ".dimacs.gz")
 _OV_SUFFIXES = (".ov", ".txt", ".npz")
@@ -34,7 +45,11 @@ def register(subparsers: Any) -> None:
             "Decide FILE with a ground-truth solver and print the answer, a witness and the time. "
             "CNF: python-sat (default cadical195; any python-sat name, or 'bruteforce' for <= 20 "
             "variables); the model is checked before it is printed.  OV: brute force (methods "
-            "auto, packed, blas, numpy)."
+            "auto, packed, blas, numpy).  With --scheduler the brute force runs on a Dask "
+            "cluster: OV tile by tile (the same first pair), and a CNF through k-SAT -> OV "
+            "(split and list, each tile's vectors generated on the workers) instead of "
+            "python-sat; with --via, the chain's last solver (exact oracle, OV brute force) "
+            "runs there."
         ),
         epilog="Example: finegrain solve f.cnf --json",
     )
@@ -55,13 +70,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--oracle", choices=("exact", "mp", "fast"), default="exact", help="with --via: the attention oracle"
     )
+    add_cluster_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from reductions.registry import problem_name
+
+    check_cluster_arguments(args, problem_name(args.via) if args.via else None)
+    if args.scheduler is not None and args.solver is not None and not args.via:
+        raise FinegrainError(
+            f"--solver {args.solver}: with --scheduler the cluster runs the tiled OV brute force "
+            "(a CNF through k-SAT -> OV); drop --solver"
+        )
     kind, instance = load_instance(args.file, strict=not args.lenient)
-    solve = solve_via if args.via else SOLVE[kind]
-    record = {"problem": kind, "file": str(args.file), **solve(instance, args)}
+    with open_client(args) as client:
+        if args.via:
+            solved = solve_via(instance, args, client)
+        elif client is not None:
+            solved = ON_CLUSTER[kind](instance, client)
+        else:
+            solved = SOLVE[kind](instance, args)
+    record = {"problem": kind, "file": str(args.file), **solved}
     if args.json:
         print_json(record)
     else:
@@ -128,6 +158,31 @@ def solve_ksat(cnf: Any, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def solve_ksat_on_cluster(cnf: Any, client: Any) -> dict[str, Any]:
+    """Decide a CNF by k-SAT -> OV brute force on a Dask cluster: the record of :func:`solve_ksat`.
+
+    The witness is the model of the lexicographically first orthogonal pair of the Williams
+    instance (the one ``--via ov`` finds), checked on the formula.
+    """
+    from reductions.errors import VerificationFailed
+    from reductions.verify import satisfies
+    from solvers.ov_distributed import solve_cnf_distributed
+
+    start = time.perf_counter()
+    model = solve_cnf_distributed(cnf, client)
+    elapsed = time.perf_counter() - start
+    if model is not None and not satisfies(cnf, model):
+        raise VerificationFailed(f"the OV search returned an assignment that does not satisfy the formula: {model}")
+    return {
+        "satisfiable": model is not None,
+        "witness": model,
+        "solver": "k-SAT -> OV split and list, tiled brute force on a Dask cluster",
+        "time": elapsed,
+        "n_vars": cnf.nv,
+        "n_clauses": len(cnf.clauses),
+    }
+
+
 def ksat_text(record: dict[str, Any]) -> str:
     """The SAT competition's output for a ``solve_ksat`` record."""
     from solvers.sat import SatResult, competition_output
@@ -157,6 +212,24 @@ def solve_ov_instance(ov: Any, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def solve_ov_on_cluster(ov: Any, client: Any) -> dict[str, Any]:
+    """Tiled OV brute force on a Dask cluster: the record of :func:`solve_ov_instance`."""
+    from solvers.ov_distributed import solve_ov_distributed
+
+    start = time.perf_counter()
+    pair = solve_ov_distributed(ov, client)
+    elapsed = time.perf_counter() - start
+    return {
+        "has_pair": pair is not None,
+        "witness": None if pair is None else [int(pair[0]), int(pair[1])],
+        "solver": "tiled brute force on a Dask cluster",
+        "time": elapsed,
+        "n_U": ov.n_U,
+        "n_V": ov.n_V,
+        "m": ov.m,
+    }
+
+
 def ov_text(record: dict[str, Any]) -> str:
     lines = [f"c solver {record['solver']}", f"c time {record['time']:.6f} s"]
     if not record["has_pair"]:
@@ -168,18 +241,23 @@ def ov_text(record: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- --via
 
 
-def solve_via(instance: Any, args: argparse.Namespace) -> dict[str, Any]:
+def solve_via(instance: Any, args: argparse.Namespace, client: Any = None) -> dict[str, Any]:
     """Solve through the reduction chain to ``args.via`` (:func:`reductions.verify.solve_through`).
 
     The record has the keys of the direct solver (the witness checked on the instance) plus
-    ``via``, ``path``, ``oracle`` and ``oracle_calls``.
+    ``via``, ``path``, ``oracle`` and ``oracle_calls``.  With a ``client`` the last solver
+    runs on that Dask cluster (:func:`reductions.verify.oracle_solver`); a progress bar
+    counts the oracle calls.
     """
     from reductions.errors import VerificationFailed
     from reductions.registry import problem_name
-    from reductions.verify import check_witness, solve_through
+    from reductions.verify import check_witness, oracle_solver, solve_through
 
+    target = problem_name(args.via)
     start = time.perf_counter()
-    answer, red = solve_through(instance, to=problem_name(args.via), oracle=args.oracle)
+    with progress(desc="oracle", unit=" calls") as bar:
+        oracle = counting(oracle_solver(target, args.oracle, scheduler=client), bar, args.oracle)
+        answer, red = solve_through(instance, to=target, oracle=oracle)
     elapsed = time.perf_counter() - start
     kind = red.rules[0].source
     if check_witness(kind, instance, answer) is False:
@@ -195,7 +273,66 @@ def solve_via(instance: Any, args: argparse.Namespace) -> dict[str, Any]:
             "oracle": args.oracle, "oracle_calls": int(red.stats.get("oracle_calls", 0))}
 
 
+def counting(solve: Callable[[Any], Any], bar: Any, name: str) -> Callable[[Any], Any]:
+    """``solve``, advancing ``bar`` (if any) by one after each call, named ``name`` (as reports name oracles)."""
+
+    def oracle(target: Any) -> Any:
+        result = solve(target)
+        if bar is not None:
+            bar.update(1)
+        return result
+
+    oracle.__name__ = name
+    return oracle
+
+
+# --------------------------------------------------------------------------- --scheduler (shared with grad and verify)
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler local|ADDRESS`` and ``--scheduler-timeout SECONDS``."""
+    from reductions.distributed_common import add_scheduler_argument
+
+    add_scheduler_argument(parser)
+    parser.add_argument(
+        "--scheduler-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --scheduler ADDRESS: seconds to wait for the scheduler to answer (default 20)",
+    )
+
+
+def check_cluster_arguments(args: argparse.Namespace, problem: str | None = None) -> None:
+    """Refuse a malformed ``--scheduler``/``--scheduler-timeout`` before any work is done.
+
+    ``problem`` is the last problem of the chain: its cluster solver is built once (without
+    connecting) so that what no cluster runs (``--oracle mp``, a maxip node) is refused first.
+    """
+    from reductions.distributed_common import check_scheduler
+    from reductions.verify import oracle_solver
+
+    check_scheduler(args.scheduler)
+    if problem is not None and args.scheduler is not None:
+        oracle_solver(problem, getattr(args, "oracle", "exact"), scheduler=args.scheduler)  # refuses what no cluster runs
+    timeout = args.scheduler_timeout
+    if timeout is not None and args.scheduler is None:
+        raise FinegrainError("--scheduler-timeout applies with --scheduler ADDRESS only")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise FinegrainError(f"--scheduler-timeout: must be a positive number of seconds, got {timeout!r}")
+
+
+def open_client(args: argparse.Namespace) -> ContextManager[Any]:
+    """The Dask client ``--scheduler`` names, for a ``with`` block (``None`` without the option)."""
+    from reductions.distributed_common import client_from_argument
+
+    if args.scheduler_timeout is None:
+        return client_from_argument(args.scheduler)
+    return client_from_argument(args.scheduler, timeout=args.scheduler_timeout)
+
+
 #: problem kind -> function solving an instance of that kind and returning the JSON record.
 SOLVE: dict[str, Callable[[Any, argparse.Namespace], dict[str, Any]]] = {"ksat": solve_ksat, "ov": solve_ov_instance}
+#: problem kind -> the same on a Dask cluster (``--scheduler``), given its client.
+ON_CLUSTER: dict[str, Callable[[Any, Any], dict[str, Any]]] = {"ksat": solve_ksat_on_cluster, "ov": solve_ov_on_cluster}
 #: problem kind -> text output of a record.
 TEXT: dict[str, Callable[[dict[str, Any]], str]] = {"ksat": ksat_text, "ov": ov_text}

@@ -1,4 +1,14 @@
-"""``finegrain verify``: run an instance through a reduction chain and compare with ground truth."""
+"""``finegrain verify``: run an instance through a reduction chain and compare with ground truth.
+
+``--scheduler local|ADDRESS`` sends the chain's last solver to a Dask cluster
+(:func:`reductions.verify.oracle_solver`): the exact attention oracle (one block of rows per
+task, so every gradient is the in-process oracle's bits and the report has the same
+verdict, witness, margins and oracle errors; a path ending in ``attention`` gets the same
+forward bits with the a-priori bound, which can be larger) or the OV brute force; for an OV
+instance the
+ground truth is searched there too (the same first pair).  A CNF's ground truth stays with
+python-sat in this process, and ``--recompute`` recomputes with the mp oracle here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +18,7 @@ from typing import Any
 
 from reductions.commands.common import check_output_path, message, print_json, progress
 from reductions.commands.reduce import add_path_arguments, parse_options, read_instance
+from reductions.commands.solve import add_cluster_arguments, check_cluster_arguments, counting, open_client
 
 EXIT_AGREE, EXIT_DISAGREE = 0, 1
 
@@ -23,7 +34,9 @@ def register(subparsers: Any) -> None:
             "FILE's instance.  Exit status 0 when the chain agreed, 1 when it did not, 2 for bad "
             "input or a refused verdict (margin not above the oracle's error: try --oracle mp "
             "or --recompute).  --counterexample OUT also searches small random instances "
-            "(hypothesis) for one the path gets wrong and saves the smallest found."
+            "(hypothesis) for one the path gets wrong and saves the smallest found.  "
+            "--scheduler runs the exact oracle (or the OV brute force) on a Dask cluster, with "
+            "the same report."
         ),
         epilog="Example: finegrain verify f.cnf --oracle exact --json",
     )
@@ -40,13 +53,17 @@ def register(subparsers: Any) -> None:
         "--plot", metavar="FILE", help="draw the decoded statistic against the threshold and the oracle's error (.png or .svg)"
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT (and the --plot FILE)")
+    add_cluster_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from reductions.registry import problem_of, resolve_path
     from reductions.verify import verify
 
     instance = read_instance(args.file)
+    rules = resolve_path(args.path, problem_of(instance), args.to)
+    check_cluster_arguments(args, rules[-1].target if rules else None)
     options = parse_options(args.option)
     out = check_output_path(args.counterexample, args.force) if args.counterexample else None
     if args.plot:
@@ -54,9 +71,14 @@ def run(args: argparse.Namespace) -> int:
 
         check_plot_path(args.plot)
         check_output_path(args.plot, args.force)
-    with progress(desc="oracle", unit=" calls") as bar:
-        oracle = counted_oracle(instance, args, bar)
-        report = verify(instance, args.path, oracle, to=args.to, recompute=args.recompute, **options)
+    with open_client(args) as client:
+        with progress(desc="oracle", unit=" calls") as bar:
+            oracle = counted_oracle(rules, args, bar, client)
+            truth = ground_truth_on_cluster(instance, client)
+            report = verify(
+                instance, args.path, oracle, to=args.to, recompute=args.recompute, ground_truth=truth, **options
+            )
+        found = search(report, args, options, out, client) if out is not None else None
     if args.plot:
         from reductions.plots import plot_separation
 
@@ -65,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
     data = report.to_json()
     status = EXIT_AGREE if report.ok else EXIT_DISAGREE
     if out is not None:
-        found = search(report, args, options, out)
         data["counterexample"] = None if found is None else str(out)
         status = EXIT_DISAGREE if found is not None else status
     if args.json:
@@ -75,32 +96,42 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def counted_oracle(instance: Any, args: argparse.Namespace, bar: Any) -> Any:
-    """``args.oracle``, counting its calls on ``bar`` when the path ends in an attention problem."""
-    from reductions.registry import problem_of, resolve_path
+def counted_oracle(rules: list, args: argparse.Namespace, bar: Any, client: Any = None) -> Any:
+    """``args.oracle``, counting its calls on ``bar`` when the path ends in an attention problem.
+
+    With a Dask ``client`` the chain's last solver runs on that cluster.
+    """
     from reductions.verify import NUMERIC_PROBLEMS, oracle_solver
 
-    rules = resolve_path(args.path, problem_of(instance), args.to)
-    if not rules or rules[-1].target not in NUMERIC_PROBLEMS or (args.recompute and args.oracle == "mp"):
+    numeric = bool(rules) and rules[-1].target in NUMERIC_PROBLEMS
+    if not rules or (client is None and (not numeric or (args.recompute and args.oracle == "mp"))):
         return args.oracle  # (verify recognises the mp oracle by name when it decides to recompute)
-    solve = oracle_solver(rules[-1].target, args.oracle)
-
-    def oracle(target: Any) -> Any:
-        result = solve(target)
-        bar.update(1)
-        return result
-
-    oracle.__name__ = args.oracle  # the report names the oracle as given
-    return oracle
+    solve = oracle_solver(rules[-1].target, args.oracle, scheduler=client)
+    # the report names the oracle as given; only attention-oracle calls are counted
+    return counting(solve, bar if numeric else None, args.oracle)
 
 
-def search(report: Any, args: argparse.Namespace, options: dict[str, Any], out: Path) -> Any:
+def ground_truth_on_cluster(instance: Any, client: Any) -> tuple[bool, Any] | None:
+    """For an OV instance on a Dask cluster: ``(has a pair, the first pair)``; else ``None``
+    (:func:`reductions.verify.verify` computes it in this process)."""
+    from reductions.registry import problem_of
+
+    if client is None or problem_of(instance) != "ov":
+        return None
+    from solvers.ov_distributed import solve_ov_distributed
+
+    pair = solve_ov_distributed(instance, client)
+    return pair is not None, pair
+
+
+def search(report: Any, args: argparse.Namespace, options: dict[str, Any], out: Path, client: Any = None) -> Any:
     """Hypothesis search for a failing instance of the report's problem; save the smallest one."""
-    from reductions.verify import find_counterexample
+    from reductions.verify import find_counterexample, oracle_solver
 
     message(f"searching up to {args.max_examples} small {report.problem} instances for a failure ...")
+    oracle = args.oracle if client is None else oracle_solver(report.steps[-1].problem, args.oracle, scheduler=client)
     found = find_counterexample(
-        report.path, source=report.problem, to=args.to, oracle=args.oracle, max_examples=args.max_examples, **options
+        report.path, source=report.problem, to=args.to, oracle=oracle, max_examples=args.max_examples, **options
     )
     if found is None:
         message("no failing instance found")
@@ -119,6 +150,6 @@ def save_instance(instance: Any, problem: str, path: Path, force: bool) -> None:
 
         write_dimacs(instance, path, provenance=provenance(), force=force)
     else:
-        from reductions.problems.ov import write_ov
+        from reductions.problems.ov import OV, write_ov
 
-        write_ov(instance, path, force=force)
+        write_ov(OV(instance.U, instance.V, meta={**instance.meta, "provenance": provenance()}), path, force=force)
