@@ -21,7 +21,8 @@ curves of different ``n`` collapse when drawn against ``c = B / sqrt(ln n)``; th
 ``c*`` where the exponent crosses 0 is the experiment's ``B ~ sqrt(log n)``.
 
 Rows are plain dicts with the keys :data:`COLUMNS` (write them with :func:`write_csv`);
-:func:`plot_phase` draws the PNG/SVG (matplotlib is imported inside).
+:func:`phase_figure` draws the figure and :func:`plot_phase` writes it as PNG/SVG (matplotlib is
+imported inside).
 """
 
 from __future__ import annotations
@@ -270,10 +271,21 @@ def threshold(rows: Sequence[dict[str, Any]]) -> dict[int, float]:
 
 
 def plot_phase(rows: Sequence[dict[str, Any]], png: Any, svg: Any = None) -> None:
-    """Draw the experiment: (a) the ``(n, B)`` plane with the threshold and ``sqrt(ln n)`` curves,
-    (b) the cost exponent against ``c = B / sqrt(ln n)``, (c) the error at rank budget ``n^0.5``.
+    """Draw :func:`phase_figure` of ``rows`` to ``png`` (and ``svg``): file names or binary files.
 
-    ``png`` and ``svg`` are file names or binary files.
+    ``finegrain phase --plot`` writes the same figure with its provenance in the image metadata
+    (:func:`reductions.plots.save_figures`).
+    """
+    fig = phase_figure(rows)
+    fig.savefig(png, dpi=120, format="png")
+    if svg is not None:
+        fig.savefig(svg, format="svg")
+
+
+def phase_figure(rows: Sequence[dict[str, Any]]) -> Any:
+    """The experiment as a matplotlib Figure: (a) the ``(n, B)`` plane with the threshold and
+    ``sqrt(ln n)`` curves, (b) the cost exponent against ``c = B / sqrt(ln n)``, (c) the error at
+    rank budget ``n^0.5``.
     """
     import matplotlib
 
@@ -313,9 +325,7 @@ def plot_phase(rows: Sequence[dict[str, Any]], png: Any, svg: Any = None) -> Non
         "Polynomial-method attention gradient (AS24 Thm D.6) on random instances: "
         "cheap below B ~ c* sqrt(ln n), hopeless above"
     )
-    fig.savefig(png, dpi=120, format="png")
-    if svg is not None:
-        fig.savefig(svg, format="svg")
+    return fig
 
 
 def _panel_plane(ax: Any, rows: Sequence[dict[str, Any]], ns: Sequence[int]) -> None:

@@ -370,19 +370,54 @@ def save_figure(
     ``Description`` text chunk or the SVG ``dc:description`` element; read it back with
     :func:`read_plot_provenance`.
     """
+    return save_figures(fig, [path], force=force, provenance=provenance)[0]
+
+
+def save_figures(
+    fig: Any,
+    paths: Sequence[str | os.PathLike],
+    *,
+    force: bool = False,
+    provenance: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Write ``fig`` to each of ``paths`` (PNG or SVG by suffix), all or none, with provenance.
+
+    As :func:`save_figure`; every file is drawn into a temporary file beside its target and
+    the files are moved into place only when all were drawn (an error or an interrupt leaves
+    none of them).  ``provenance`` defaults to :func:`reductions.commands.common.provenance`
+    (finegrain version, command line).
+    """
+    from contextlib import ExitStack
+
     from reductions.commands.common import atomic_write
     from reductions.commands.common import provenance as default_provenance
 
-    fmt = check_plot_path(path)
+    formats = [check_plot_path(path) for path in paths]
     record = dict(provenance) if provenance is not None else default_provenance()
-    text = json.dumps(record, sort_keys=True, default=str)
-    creator = f"finegrain {record.get('finegrain_version', '')}".strip()
-    metadata = {"Description": text, "Creator" if fmt == "svg" else "Software": creator}
     import matplotlib
 
-    with atomic_write(path, "wb", force=force) as fh, matplotlib.rc_context({"svg.fonttype": "none"}):
-        fig.savefig(fh, format=fmt, dpi=150, metadata=metadata)  # SVG keeps text as text
-    return Path(path)
+    with ExitStack() as stack:
+        handles = [stack.enter_context(atomic_write(path, "wb", force=force)) for path in paths]
+        with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG keeps text as text
+            for fh, fmt in zip(handles, formats):
+                fig.savefig(fh, format=fmt, dpi=150, metadata=figure_metadata(fmt, record))
+    return [Path(path) for path in paths]
+
+
+def figure_metadata(fmt: str, provenance: Mapping[str, Any]) -> dict[str, str]:
+    """matplotlib ``savefig(metadata=...)`` recording ``provenance`` (JSON) for ``fmt`` png or svg.
+
+    PNG: the ``Description`` and ``Software`` text chunks; SVG: the ``dc:description`` and
+    ``dc:creator`` elements (matplotlib's names ``Description`` and ``Creator``).
+
+    Examples
+    --------
+    >>> figure_metadata("svg", {"finegrain_version": "1.0", "seed": 3})
+    {'Description': '{"finegrain_version": "1.0", "seed": 3}', 'Creator': 'finegrain 1.0'}
+    """
+    text = json.dumps(dict(provenance), sort_keys=True, default=str)
+    creator = f"finegrain {provenance.get('finegrain_version', '')}".strip()
+    return {"Description": text, "Creator" if fmt == "svg" else "Software": creator}
 
 
 def read_plot_provenance(path: str | os.PathLike) -> dict[str, Any]:

@@ -248,3 +248,105 @@ def test_verify_progress_bar_counts_the_oracle_calls(tmp_path, monkeypatch, caps
     updates.clear()
     assert main(["verify", "f.cnf", "--to", "ov", "--json"]) == 0  # no attention oracle: nothing counted
     assert updates == [] and json.loads(capsys.readouterr().out)["oracle"] == "exact"
+
+
+# ----------------------------------------------------------------------------- provenance in the image files
+def _png_text_chunks(path) -> dict[str, str]:
+    """The tEXt/iTXt chunks of a PNG, parsed from the bytes (no image library, CRCs checked)."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = {}, 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        assert struct.unpack(">I", data[at + 8 + length : at + 12 + length])[0] == zlib.crc32(kind + body)
+        if kind == b"tEXt":
+            key, _, value = body.partition(b"\0")
+            chunks[key.decode("latin-1")] = value.decode("latin-1")
+        elif kind == b"iTXt":  # key \0 flag method \0 lang \0 translated \0 text
+            key, _, rest = body.partition(b"\0")
+            flag, rest = rest[0], rest[2:]
+            rest = rest.split(b"\0", 2)[2]
+            chunks[key.decode("latin-1")] = (zlib.decompress(rest) if flag else rest).decode("utf-8")
+        at += 12 + length
+    return chunks
+
+
+def _svg_metadata(path) -> dict[str, str]:
+    """``dc:description`` and ``dc:creator`` of an SVG, through an XML parser."""
+    import xml.etree.ElementTree as ET
+
+    dc = "{http://purl.org/dc/elements/1.1/}"
+    root = ET.parse(path).getroot()
+    found = {}
+    for name in ("description", "creator"):
+        element = root.find(f".//{dc}{name}")
+        if element is not None:
+            found[name] = "".join(element.itertext()).strip()
+    return found
+
+
+def test_phase_plot_records_the_csv_provenance_in_png_and_svg(tmp_path, monkeypatch, capsys):
+    import json
+
+    import attention.phase
+    from reductions.cli import main
+
+    real = attention.phase.run_phase
+    monkeypatch.setattr(  # two points instead of the quick grid's eight: the files are the subject
+        attention.phase, "run_phase", lambda n, c, **kw: real([2**10], [0.25, 3.0], **{**kw, "exact_error_max_n": 0})
+    )
+    monkeypatch.chdir(tmp_path)
+    argv = ["phase", "--quick", "--kind", "chebyshev", "--seed", "4", "-o", "p.csv", "--plot", "p.png"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    csv_record = json.loads((tmp_path / "p.csv").read_text().splitlines()[0].removeprefix("# provenance "))
+    assert csv_record["seed"] == 4 and csv_record["command"] == "finegrain " + " ".join(argv)
+    png = _png_text_chunks(tmp_path / "p.png")
+    assert json.loads(png["Description"]) == csv_record
+    assert png["Software"] == f"finegrain {csv_record['finegrain_version']}"
+    svg = _svg_metadata(tmp_path / "p.svg")
+    assert json.loads(svg["description"]) == csv_record and svg["creator"] == png["Software"]
+    for path in ("p.png", "p.svg"):
+        assert plots.read_plot_provenance(tmp_path / path) == csv_record
+
+
+def test_verify_plot_png_records_the_command_line(tmp_path, monkeypatch):
+    from reductions.cli import main
+    from reductions.generators.ksat import random_ksat
+    from reductions.problems.cnf import write_dimacs
+
+    monkeypatch.chdir(tmp_path)
+    write_dimacs(random_ksat(6, ratio=4.26, seed=0), "f.cnf")
+    assert main(["verify", "f.cnf", "--plot", "sep.png"]) == 0
+    import json
+
+    record = json.loads(_png_text_chunks(tmp_path / "sep.png")["Description"])
+    assert record["command"] == "finegrain verify f.cnf --plot sep.png" and "finegrain_version" in record
+
+
+def test_save_figures_writes_all_or_none(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.add_subplot(1, 1, 1).plot([0, 1], [1, 0])
+    png, svg = tmp_path / "a.png", tmp_path / "a.svg"
+    svg.write_text("keep")
+    with pytest.raises(FinegrainError, match="--force"):
+        plots.save_figures(fig, [png, svg])
+    assert not png.exists() and svg.read_text() == "keep"  # refused before drawing anything
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    svg.unlink()
+    calls = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, fh, **kw: calls.append(kw["format"]) or (
+        interrupted() if kw["format"] == "svg" else real(self, fh, **kw)))
+    with pytest.raises(KeyboardInterrupt):
+        plots.save_figures(fig, [png, svg], provenance={"seed": 1})
+    assert calls == ["png", "svg"] and sorted(tmp_path.iterdir()) == []  # the drawn PNG was not kept

@@ -3,8 +3,9 @@
 Runs :func:`attention.phase.run_phase` on ``n = 2^10 .. 2^n-max`` and ``B = c sqrt(ln n)``
 for ``c`` from 0.25 to 3, writes one CSV row per point (first line: ``# provenance`` JSON)
 and, with ``--plot``, the PNG (and an SVG beside it) showing where the fast gradient beats
-the exact one and the threshold ``B ~ sqrt(log n)``.  ``--json`` prints the rows and the
-measured threshold per ``n`` on stdout.
+the exact one and the threshold ``B ~ sqrt(log n)``; both images record the same provenance
+as the CSV in their metadata (read it with :func:`reductions.plots.read_plot_provenance`).
+``--json`` prints the rows and the measured threshold per ``n`` on stdout.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 from attention.errors import FinegrainError
@@ -61,7 +61,7 @@ def grid(quick: bool, n_max: int, c_points: int) -> tuple[tuple[int, ...], tuple
 
 
 def run(args: argparse.Namespace) -> int:
-    from attention.phase import plot_phase, run_phase, threshold, write_csv
+    from attention.phase import run_phase, threshold, write_csv
 
     n_values, c_values = grid(args.quick, args.n_max, args.c_points)
     csv_path = check_output_path(args.output, args.force)
@@ -83,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         write_csv(rows, fh)
     message(f"wrote {csv_path} ({len(rows)} rows)")
     if png is not None:
-        _write_plot(plot_phase, rows, png, svg, args.force)
+        from attention.phase import phase_figure
+        from reductions.plots import save_figures
+
+        save_figures(phase_figure(rows), [png, svg], force=args.force, provenance=record)  # both or neither
         message(f"wrote {png} and {svg}")
     crossing = threshold(rows)
     if args.json:
@@ -94,8 +97,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"n = 2^{int(round(math.log2(n)))}: fast beats exact for error 1/n below {at}")
     return 0
 
-
-def _write_plot(plot: Any, rows: list[dict[str, Any]], png: Path, svg: Path, force: bool) -> None:
-    """Draw into temporary files beside the targets, then move them into place (atomically)."""
-    with atomic_write(png, "wb", force=force) as fh_png, atomic_write(svg, "wb", force=force) as fh_svg:
-        plot(rows, fh_png, fh_svg)
