@@ -68,10 +68,42 @@ OVERHEAD = 8 * 2**20
 MODEL_BYTES_PER_VARIABLE = 64
 
 OV_ALTERNATIVE = (
-    "generate the OV vectors block by block instead of storing them: "
-    "solvers.ov_distributed.solve_cnf_distributed(cnf) (SatOV; pass a Dask scheduler to spread it "
-    "over a cluster), or reduce a formula with fewer variables"
+    "use an instance with fewer vectors (an OV instance from a k-SAT formula need not be stored: "
+    "finegrain solve FILE.cnf --scheduler local|ADDRESS generates its vectors block by block, "
+    "solvers.ov_distributed.solve_cnf_distributed, docs/distributed.md)"
 )
+
+
+#: Most variables per-block generation takes (``solvers.ov_distributed.SatOV`` indexes each
+#: half by a uint64).
+SATOV_MAX_VARS = 126
+
+
+def ksat_ov_alternative(N: int) -> str:
+    """What works when the OV instance of an ``N``-variable formula does not fit: per-block generation.
+
+    Up to :data:`SATOV_MAX_VARS` variables; beyond, a SAT solver or a smaller formula.
+
+    Examples
+    --------
+    >>> "2^30 x 2^30 pairs" in ksat_ov_alternative(60)
+    True
+    >>> "--scheduler" in ksat_ov_alternative(SATOV_MAX_VARS + 1)
+    False
+    """
+    N1 = (N + 1) // 2
+    if N > SATOV_MAX_VARS:
+        return (
+            "decide the formula with a SAT solver (finegrain solve FILE), or reduce a formula with fewer "
+            f"variables (per-block generation, finegrain solve FILE --scheduler, stops at {SATOV_MAX_VARS})"
+        )
+    return (
+        "to decide the formula without storing the OV sides, generate them block by block: "
+        "finegrain solve FILE --scheduler local|ADDRESS (solvers.ov_distributed.solve_cnf_distributed: "
+        "each task builds its tile's vectors from the clauses, in worker processes on this machine or on "
+        f"a Dask cluster, docs/distributed.md; it still checks all 2^{N1} x 2^{N - N1} pairs); "
+        "or decide it with a SAT solver (finegrain solve FILE); or reduce a formula with fewer variables"
+    )
 ATTENTION_ALTERNATIVE = (
     "decide the instance without the attention step (finegrain solve FILE: a SAT solver or the "
     "OV brute force; for OV instances of this size solvers.ov_distributed.solve_ov_distributed), "
@@ -91,6 +123,8 @@ __all__ = [
     "chain_peak",
     "check_chain",
     "require_model_memory",
+    "require_ksat_side_limit",
+    "ksat_ov_alternative",
 ]
 
 
@@ -141,7 +175,7 @@ def ksat_to_ov_footprint(N: int, m: int) -> Footprint:
     what = f"k-SAT -> OV with N = {N} variables and m = {m} clauses (2^{math.ceil(N / 2)} + 2^{N // 2} vectors of {dim} bytes)"
     base = ov_footprint(n_U, n_V, dim, what)
     block = KSAT_BLOCK_BYTES * min(KSAT_BLOCK_ROWS, n_U) * dim
-    return Footprint(what, base.resident, max(base.transient, block), OV_ALTERNATIVE)
+    return Footprint(what, base.resident, max(base.transient, block), ksat_ov_alternative(N))
 
 
 def attention_footprint(n: int, n_k: int, d: int, what: str = "") -> Footprint:
@@ -270,7 +304,7 @@ def chain_footprints(rules: Sequence[Any], instance: Any) -> list[Footprint]:
     out = []
     for k, (rule, formulas) in enumerate(zip(rules, _compiled(rules))):
         if k == 0 and rule.source == "ksat" and rule.target == "ov":
-            _require_side_limit(int(measured["N"]), int(measured["m"]))  # before 2^(N/2) is computed
+            require_ksat_side_limit(int(measured["N"]), int(measured["m"]))  # before 2^(N/2) is computed
             footprint = ksat_to_ov_footprint(int(measured["N"]), int(measured["m"]))
         else:
             footprint = node_footprint(rule.target, _evaluate(formulas, values))
@@ -279,9 +313,12 @@ def chain_footprints(rules: Sequence[Any], instance: Any) -> list[Footprint]:
     return out
 
 
-def _require_side_limit(N: int, m: int) -> None:
-    """The k-SAT -> OV generator's own limit, refused with the estimate (computed in logarithms:
-    ``2^(N/2)`` has about ``N/2`` bits, a billion for the largest DIMACS header) and the alternative."""
+def require_ksat_side_limit(N: int, m: int) -> None:
+    """The k-SAT -> OV generator's own limit (``2^MAX_SIDE_BITS`` vectors a side), refused with the
+    estimate (in logarithms past ``2^200`` vectors: ``2^(N/2)`` has about ``N/2`` bits, a billion
+    for the largest DIMACS header) and the option that works (:func:`ksat_ov_alternative`).
+
+    Called by the guard before every k-SAT -> OV step and by the rule itself."""
     from reductions.rules.ksat_to_ov import MAX_SIDE_BITS, split_point
 
     N1 = split_point(N)
@@ -293,7 +330,7 @@ def _require_side_limit(N: int, m: int) -> None:
         raise ResourceError(
             f"k-SAT -> OV with N = {N} variables and m = {m} clauses needs 2^{N1} + 2^{N - N1} vectors "
             f"of {max(m, 1)} bytes, about {size}, beyond the generator's limit of 2^{MAX_SIDE_BITS} "
-            f"vectors per side (reductions.rules.ksat_to_ov.MAX_SIDE_BITS); {OV_ALTERNATIVE}"
+            f"vectors per side (reductions.rules.ksat_to_ov.MAX_SIDE_BITS); {ksat_ov_alternative(N)}"
         )
 
 

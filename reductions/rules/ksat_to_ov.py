@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from pysat.formula import CNF
 
-from reductions.errors import InvalidInstance, ResourceError
+from reductions.errors import InvalidInstance
+from reductions.guards import require_ksat_side_limit
 from reductions.problems.cnf import check_cnf
 from reductions.problems.ov import OV
 from reductions.registry import Reduced, reduction
@@ -149,11 +150,7 @@ def reduce(cnf: CNF) -> Reduced:
     """
     N, clauses = clause_literals(cnf)
     N1 = split_point(N)
-    if N1 > MAX_SIDE_BITS:
-        raise ResourceError(
-            f"N = {N} variables give 2^{N1} OV vectors per side ({(1 << N1) * max(len(clauses), 1)} "
-            f"bytes); the limit is 2^{MAX_SIDE_BITS} vectors"
-        )
+    require_ksat_side_limit(N, len(clauses))  # the estimate and the option that works (per-block generation)
     meta: dict[str, Any] = {"reduction": "ksat_to_ov", "N": N, "N1": N1, "m": len(clauses)}
     ov = OV(side_vectors(clauses, 1, N1), side_vectors(clauses, N1 + 1, N - N1), meta=meta)
     return Reduced.karp(

@@ -83,6 +83,54 @@ def test_the_guard_and_the_rules_own_limit_agree():
     assert guards.chain_footprints(find_path("ksat", "ov"), below)  # within the limit: an estimate
 
 
+def test_the_refusal_names_per_block_generation_and_it_is_documented_and_offered():
+    """The k-SAT -> OV refusal names the route that needs no memory for the vectors; docs/distributed.md
+    documents it and ``finegrain solve`` offers ``--scheduler``."""
+    for run in (lambda cnf: reduce(cnf, to="ov"), ksat_to_ov.reduce.rule.apply):
+        with pytest.raises(ResourceError) as info:
+            run(formula(60, 255))
+        message = str(info.value)
+        assert "finegrain solve FILE --scheduler local|ADDRESS" in message and "docs/distributed.md" in message
+        assert "2^30 x 2^30 pairs" in message and "SAT solver" in message
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "distributed.md").read_text()
+    assert "solve_cnf_distributed(formula" in docs and "--scheduler local|ADDRESS" in docs
+    assert "--scheduler" in _help(["solve", "--help"])
+
+
+def _help(argv: list[str]) -> str:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(argv)
+    return out.getvalue()
+
+
+def test_per_block_generation_decides_what_the_guard_refuses(monkeypatch):
+    """At N = 26 with half the memory the OV sides need, the guard refuses k-SAT -> OV, and
+    solve_cnf_distributed (in this process, 256-row blocks) decides the same formula in less
+    than a tenth of the guard's estimate, agreeing with a SAT solver."""
+    from reductions.problems.cnf import is_satisfying
+    from solvers.ov_distributed import SatOV, solve_cnf_distributed
+    from solvers.sat import solve_sat
+
+    solve_cnf_distributed(random_ksat(12, 50, 3, seed=0), block=256)  # warm-up: imports, compiled kernels
+    for seed in (1, 3):
+        cnf = random_ksat(26, 120, 3, seed=seed)
+        needed = guards.chain_peak([guards.ksat_to_ov_footprint(26, 120)])
+        monkeypatch.setattr(attention.memory, "available_memory", lambda: int(needed / 2))
+        with pytest.raises(ResourceError, match="--scheduler"):
+            reduce(cnf, to="ov")
+        model, peak = _peak_allocation(lambda: solve_cnf_distributed(cnf, block=256))
+        assert peak < needed / 10
+        assert (model is not None) == solve_sat(cnf).satisfiable
+        assert model is None or is_satisfying(cnf, model)
+    SatOV(n_vars=guards.SATOV_MAX_VARS, clauses=[[1]])  # the limit the message states is SatOV's
+    with pytest.raises(InvalidInstance):
+        SatOV(n_vars=guards.SATOV_MAX_VARS + 1, clauses=[[1]])
+
+
 def test_below_the_rules_limit_the_available_memory_decides(monkeypatch):
     cnf = random_ksat(20, 85, 3, seed=1)
     needed = guards.chain_peak([guards.ksat_to_ov_footprint(20, 85)])
