@@ -88,7 +88,7 @@ def ksat_ov_alternative(N: int) -> str:
     --------
     >>> "2^30 x 2^30 pairs" in ksat_ov_alternative(60)
     True
-    >>> "--scheduler" in ksat_ov_alternative(SATOV_MAX_VARS + 1)
+    >>> "block by block" in ksat_ov_alternative(SATOV_MAX_VARS + 1)
     False
     """
     N1 = (N + 1) // 2
