@@ -13,7 +13,7 @@ available and the option that would work (OV without storing it: blocked generat
 a Dask cluster).
 
 Estimates (bytes; ``n_U, n_V`` vectors, dimension ``m``; ``n`` queries, ``n_k`` keys,
-width ``d``) follow what the builders allocate; ``benchmarks/soak.py`` prints them next to
+width ``d``) follow what the builders allocate; ``benchmarks/bench_soak.py`` prints them next to
 the measured peak RSS:
 
 - OV instance: ``(n_U + n_V) m`` (uint8, read-only) plus ``8 ceil(m/64)`` per vector once
@@ -59,7 +59,7 @@ from attention.memory import HEADROOM, available_memory, format_gb, require_memo
 KSAT_BLOCK_ROWS = 1 << 16
 KSAT_BLOCK_BYTES = 10
 #: Memory of an attention instance from OV and of its decoding, in ``n x d`` float64 matrices
-#: (measured: ``benchmarks/soak.py`` prints estimate and peak RSS side by side).
+#: (measured: ``benchmarks/bench_soak.py`` prints estimate and peak RSS side by side).
 ATTENTION_RESIDENT = 8
 ATTENTION_TRANSIENT = 12
 #: Bytes of a chain not proportional to its sizes (Python objects, logs, small arrays).
