@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import shlex
+import sys
 import time
 
 import pytest
@@ -160,3 +161,27 @@ def test_bench_knows_every_benchmark_script_of_the_checkout(capsys) -> None:  # 
     assert list(listed) == list(bench.BENCHMARKS)
     assert listed["soak"].startswith("Soak: the default route on >= 10^4 random instances")
     assert "(not in this checkout)" not in "".join(listed.values())
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+@pytest.mark.parametrize("out_tty, err_tty", [(True, True), (False, True), (True, False), (False, False)])
+def test_progress_bar_is_drawn_only_when_stdout_and_stderr_are_terminals(monkeypatch, out_tty, err_tty) -> None:  # type: ignore[no-untyped-def]
+    from reductions.commands.common import progress
+
+    out, err = _Stream(out_tty), _Stream(err_tty)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    with progress(total=3, delay=0) as bar:
+        bar.update(3)
+        disabled = bar.disable  # (close() disables every bar)
+    assert disabled is not (out_tty and err_tty)
+    assert ("3/3" in err.getvalue()) is (out_tty and err_tty)
+    assert out.getvalue() == ""

@@ -56,10 +56,14 @@ def message(text: str) -> None:
 
 
 def progress(iterable: Any = None, **kwargs: Any) -> Any:
-    """A tqdm progress bar on stderr, disabled when stderr is not a terminal."""
+    """A tqdm progress bar on stderr, drawn only when both stdout and stderr are terminals.
+
+    Output piped or redirected (``finegrain solve f.cnf --json > out.json``, a CI log) gets
+    no bar: the data stay clean and the log free of carriage-return redraws.
+    """
     from tqdm.auto import tqdm
 
-    kwargs.setdefault("disable", not sys.stderr.isatty())
+    kwargs.setdefault("disable", not (sys.stdout.isatty() and sys.stderr.isatty()))
     kwargs.setdefault("file", sys.stderr)
     return tqdm(iterable, **kwargs)
 
