@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, astuple, dataclass, replace
 from typing import Any, Callable, Iterator
@@ -40,6 +41,9 @@ import numpy as np
 from attention.errors import InvalidInstance, PrecisionError
 from attention.instance import AttentionInstance
 from attention.results import ForwardResult, GradientResult, LossResult
+
+#: ``progress(rows_done, rows)``: told as blocks of query rows are done (a progress bar).
+Progress = Callable[[int, int], None]
 
 __all__ = [
     "gradient",
@@ -494,10 +498,26 @@ def _block_function(instance: AttentionInstance, plan: _Plan) -> Callable[[int, 
     return lambda lo, hi: _block(keys, instance.A1[lo:hi], instance.E[lo:hi])
 
 
-def _fold(instance: AttentionInstance, start: int, stop: int, plan: _Plan) -> tuple[np.ndarray, float]:
-    """Sum of the block terms over ``[start, stop)`` in block order (same bits for any threads)."""
+def _fold(
+    instance: AttentionInstance, start: int, stop: int, plan: _Plan, progress: Progress | None = None
+) -> tuple[np.ndarray, float]:
+    """Sum of the block terms over ``[start, stop)`` in block order (same bits for any threads).
+
+    ``progress(rows_done, rows)`` is called after each block (from the worker threads, one
+    call at a time, ``rows_done`` increasing); it does not change the result.
+    """
     one = _block_function(instance, plan)
-    parts = _map_blocks(lambda rg: one(*rg), list(_ranges(start, stop, plan.block)), plan.threads)
+    lock, done = threading.Lock(), [0]
+
+    def term(rg: tuple[int, int]) -> tuple[np.ndarray, float]:
+        result = one(*rg)
+        if progress is not None:
+            with lock:
+                done[0] += rg[1] - rg[0]
+                progress(done[0], stop - start)
+        return result
+
+    parts = _map_blocks(term, list(_ranges(start, stop, plan.block)), plan.threads)
     G = np.zeros((instance.d, instance.d), dtype=plan.dtype)
     L = 0.0
     for Gp, Lp in parts:
@@ -579,6 +599,7 @@ def gradient(
     threads: int | None = None,
     dtype: Any = np.float64,
     kernel: str = "auto",
+    progress: Progress | None = None,
 ) -> GradientResult:
     """``dL/dX`` (d x d) in ``dtype`` arithmetic, in blocks of query rows, with its guaranteed error.
 
@@ -594,6 +615,8 @@ def gradient(
     kernel : ``"fused"`` (:mod:`attention.kernels`: numba, float64, no BLAS; compiled once per
         process), ``"numpy"`` (BLAS per block; float64 or float32) or ``"auto"`` (fused when
         ``n_k * d >= FUSED_MIN_KEY_ENTRIES`` and float64).  Both satisfy the same bound.
+    progress : optional ``progress(rows_done, n)``, called as each block of rows is done (for
+        a progress bar; the result does not depend on it).
 
     Returns
     -------
@@ -620,7 +643,7 @@ def gradient(
     """
     plan = _plan(instance, block, threads, dtype, kernel)
     bounds = _bounds(instance, 0, instance.n, plan)
-    G, L = _fold(instance, 0, instance.n, plan)
+    G, L = _fold(instance, 0, instance.n, plan, progress)
     _require_finite(G, "the gradient", plan.prec)
     _require_finite(L, "the loss", plan.prec)
     return GradientResult(

@@ -90,6 +90,8 @@ def compute(
 
     instance = source if isinstance(source, AttentionInstance) else AttentionInstance.load(source)
     if client is None:
+        if method == "exact" and progress is not None:
+            opts = {**opts, "progress": progress}  # the oracle reports each block of rows
         result = gradient(instance, method=method, **opts)
         if progress is not None:
             progress(instance.n, instance.n)

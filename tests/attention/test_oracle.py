@@ -356,3 +356,17 @@ def test_overflow_raises_precision_error_instead_of_inf():
     )
     with pytest.raises(PrecisionError, match="overflowed"):
         oracle.gradient(inst)
+
+
+@pytest.mark.parametrize("kernel, threads", [("numpy", 1), ("numpy", 3), ("fused", 2)])
+def test_progress_reports_every_row_once_and_leaves_the_result_unchanged(kernel, threads):
+    from attention.oracle import gradient as exact_gradient
+
+    inst = AttentionInstance.random(n=37, d=4, n_k=11, seed=5)
+    calls = []
+    with_bar = exact_gradient(inst, block=5, threads=threads, kernel=kernel, progress=lambda done, n: calls.append((done, n)))
+    plain = exact_gradient(inst, block=5, threads=threads, kernel=kernel)
+    assert np.array_equal(with_bar.gradient, plain.gradient) and with_bar.loss == plain.loss
+    assert [n for _, n in calls] == [37] * 8                      # ceil(37 / 5) blocks
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == 37 and len(set(done)) == 8
