@@ -340,12 +340,20 @@ def _gradient_task(shared: Any, start: int, stop: int, rows: Any, options: dict[
     return Partial(G, L, magnitudes(inst))
 
 
-def _forward_task(shared: Any, start: int, stop: int, rows: Any, options: dict[str, Any]) -> tuple[np.ndarray, Any]:
-    """One task: the forward rows ``Att[J]`` (the oracle's forward on the range)."""
+def _forward_task(
+    shared: Any, start: int, stop: int, rows: Any, options: dict[str, Any]
+) -> tuple[tuple[np.ndarray, float], Any]:
+    """One task: the forward rows ``Att[J]`` and their stated error (the oracle's forward on the range).
+
+    Each row of ``Att`` depends on its own query row only, so the range's bound (the smaller
+    of the a-priori and the a-posteriori one, :func:`attention.oracle.forward`) holds for
+    these rows as computed here.
+    """
     from attention.oracle import forward, magnitudes
 
     inst = range_instance(shared, start, stop, rows)
-    return forward(inst, **options).att, magnitudes(inst)
+    result = forward(inst, **options)
+    return (result.att, result.error_bound), magnitudes(inst)
 
 
 def _loss_task(shared: Any, start: int, stop: int, rows: Any, options: dict[str, Any]) -> tuple[float, Any]:
@@ -732,7 +740,10 @@ def forward(
 
     The rows of each range come back in order; with ``task_rows`` a multiple of ``block``
     they are the same bits as :func:`attention.oracle.forward`.  The whole ``n x d`` output is
-    gathered here (``8 n d`` bytes).  Options as in :func:`gradient`.
+    gathered here (``8 n d`` bytes).  The stated entrywise error is the largest of the
+    ranges' own bounds (each the oracle's, a posteriori where that is smaller), never above
+    the bound :func:`attention.oracle.forward` states for the whole instance.  Options as in
+    :func:`gradient`.
 
     Examples
     --------
@@ -742,8 +753,10 @@ def forward(
     >>> bool(np.array_equal(res.att, oracle.forward(inst, block=2).att)), res.info["tasks"]
     (True, 3)
     """
-    def make(values: list[np.ndarray], bounds: Any, info: dict[str, Any]) -> ForwardResult:
-        return ForwardResult(att=np.concatenate(values), error_bound=bounds.att, method="exact", info=info)
+    def make(values: list[tuple[np.ndarray, float]], bounds: Any, info: dict[str, Any]) -> ForwardResult:
+        error = min(bounds.att, max(bound for _, bound in values))
+        att = np.concatenate([rows for rows, _ in values])
+        return ForwardResult(att=att, error_bound=error, method="exact", info=info)
 
     return _per_range(instance, scheduler, _forward_task, make, block, task_rows, dtype, retries)
 

@@ -133,8 +133,7 @@ def oracle_solver(problem: str, oracle: str | Callable[[Any], Any], scheduler: A
     or an address; see :mod:`reductions.distributed_common`) the work runs on that Dask
     cluster: the exact oracle by :mod:`attention.distributed`, one block of the oracle's
     default size per task (so the gradient is the in-process oracle's bits and bound; the
-    forward is its bits with the a-priori bound, which may exceed the oracle's a-posteriori
-    one), and the OV brute force by :func:`solvers.ov_distributed.solve_ov_distributed` (the
+    forward is its bits with the ranges' own bounds, never larger than the oracle's), and the OV brute force by :func:`solvers.ov_distributed.solve_ov_distributed` (the
     same lexicographically first pair); other nodes have no cluster solver.
     """
     if callable(oracle):

@@ -4,7 +4,7 @@
 (:func:`reductions.verify.oracle_solver`): the exact attention oracle (one block of rows per
 task, so every gradient is the in-process oracle's bits and the report has the same
 verdict, witness, margins and oracle errors; a path ending in ``attention`` gets the same
-forward bits with the a-priori bound, which can be larger) or the OV brute force; for an OV
+forward bits with the ranges' own bounds, never larger) or the OV brute force; for an OV
 instance the
 ground truth is searched there too (the same first pair).  A CNF's ground truth stays with
 python-sat in this process, and ``--recompute`` recomputes with the mp oracle here.
