@@ -50,6 +50,8 @@ from reductions.errors import InvalidInstance, ResourceError
 from reductions.problems.ov import OV
 
 Pair = tuple[int, int]
+#: ``progress(rows_done, n_U)``: told as bands of U rows are searched (a progress bar).
+Progress = Callable[[int, int], None]
 
 METHODS = ("auto", "packed", "blas", "numpy")
 
@@ -241,7 +243,7 @@ def _dynamic(kernel: Callable[..., None], *args: object) -> None:
         kernel(*args)
 
 
-def _packed_first(Up: np.ndarray, Vt: np.ndarray, tile: int) -> Pair | None:
+def _packed_first(Up: np.ndarray, Vt: np.ndarray, tile: int, progress: Progress | None = None) -> Pair | None:
     n_U = Up.shape[0]
     if n_U == 0 or Vt.shape[1] == 0:
         return None
@@ -252,6 +254,8 @@ def _packed_first(Up: np.ndarray, Vt: np.ndarray, tile: int) -> Pair | None:
         r1 = min(r0 + chunk, n_U)
         _dynamic(_first_per_block, Up, Vt, r0, r1, row_block, tile, found)
         hits = np.flatnonzero(found[: (r1 - r0 + row_block - 1) // row_block, 0] >= 0)
+        if progress is not None:
+            progress(r1, n_U)
         if hits.size:
             i, j = found[hits[0]]
             return int(i), int(j)
@@ -332,7 +336,7 @@ def _bands(ov: OV, method: str, block: int) -> Iterator[tuple[int, Iterator[tupl
         yield i0, ((j0, mask(Ub, V[j0 : j0 + block])) for j0 in range(0, ov.n_V, block))
 
 
-def _tiled_first(ov: OV, method: str, block: int) -> Pair | None:
+def _tiled_first(ov: OV, method: str, block: int, progress: Progress | None = None) -> Pair | None:
     for i0, tiles in _bands(ov, method, block):
         first_j = np.full(min(block, ov.n_U - i0), -1, np.int64)
         for j0, M in tiles:
@@ -340,6 +344,8 @@ def _tiled_first(ov: OV, method: str, block: int) -> Pair | None:
             first_j[new] = j0 + M[new].argmax(axis=1)
             if first_j[0] >= 0:
                 break
+        if progress is not None:
+            progress(i0 + first_j.size, ov.n_U)
         hits = np.flatnonzero(first_j >= 0)
         if hits.size:
             return i0 + int(hits[0]), int(first_j[hits[0]])
@@ -373,7 +379,9 @@ def _tile_size(block: int | None, method: str, words: int = 1) -> int:
     return int(block)
 
 
-def solve_ov(ov: OV, method: str = "auto", block: int | None = None) -> Pair | None:
+def solve_ov(
+    ov: OV, method: str = "auto", block: int | None = None, progress: Progress | None = None
+) -> Pair | None:
     """The first orthogonal pair ``(i, j)`` (smallest ``i``, then smallest ``j``), or None.
 
     Parameters
@@ -384,6 +392,9 @@ def solve_ov(ov: OV, method: str = "auto", block: int | None = None) -> Pair | N
     block : int, optional
         Tile side: V vectors per cache tile (packed; default ``PACKED_TILE_WORDS // W``, 32 KiB
         of V), or the side of the ``block x block`` tiles (blas, numpy; :data:`DEFAULT_BLOCK`).
+    progress : callable, optional
+        ``progress(rows_done, n_U)``, called as bands of U rows are searched (for a progress
+        bar; the answer does not depend on it).
 
     Notes
     -----
@@ -404,8 +415,8 @@ def solve_ov(ov: OV, method: str = "auto", block: int | None = None) -> Pair | N
     method = _resolve(ov, method)
     tile = _tile_size(block, method, ov.U_packed.shape[1])
     if method == "packed":
-        return _packed_first(ov.U_packed, np.ascontiguousarray(ov.V_packed.T), tile)
-    return _tiled_first(ov, method, tile)
+        return _packed_first(ov.U_packed, np.ascontiguousarray(ov.V_packed.T), tile, progress)
+    return _tiled_first(ov, method, tile, progress)
 
 
 def count_orthogonal_pairs(ov: OV, method: str = "auto", block: int | None = None) -> int:

@@ -198,9 +198,14 @@ def solve_ov_instance(ov: Any, args: argparse.Namespace) -> dict[str, Any]:
     from solvers.ov import solve_ov
 
     method = args.solver or "auto"
-    start = time.perf_counter()
-    pair = solve_ov(ov, method=method)
-    elapsed = time.perf_counter() - start
+    with progress(desc="OV search", total=ov.n_U, unit=" rows", delay=1) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        start = time.perf_counter()
+        pair = solve_ov(ov, method=method, progress=advance)
+        elapsed = time.perf_counter() - start
     return {
         "has_pair": pair is not None,
         "witness": None if pair is None else [int(pair[0]), int(pair[1])],

@@ -160,3 +160,26 @@ def test_tiles_can_run_in_several_python_threads_at_once():
         firsts = list(pool.map(lambda b: solve_ov_tile(ov.U_packed[b[0] : b[1]], ov.V_packed, b[0], threads=1), bands))
         counts = list(pool.map(lambda b: count_tile(ov.U_packed[b[0] : b[1]], ov.V_packed), bands))
     assert firsts == [None] * 5 + [(2500, 0)] and sum(counts) == 2000 == count_orthogonal_pairs(ov, "numpy")
+
+
+
+@pytest.mark.parametrize("method", ["packed", "blas", "numpy"])
+@pytest.mark.parametrize("pair_row", [None, 3100])
+def test_progress_counts_rows_up_to_the_band_of_the_first_pair(method, pair_row):
+    rng = np.random.default_rng(7)
+    U = np.ones((5000, 20), np.uint8)
+    V = rng.integers(0, 2, (700, 20), dtype=np.uint8)
+    V[:, 0] = 1                                   # every V vector meets every all-ones U row
+    if pair_row is not None:
+        U[pair_row] = 1 - V[650]
+    ov = OV(U, V)
+    calls = []
+    pair = solve_ov(ov, method, block=64, progress=lambda done, n: calls.append((done, n)))
+    assert pair == solve_ov(ov, method, block=64)
+    assert pair == (None if pair_row is None else (pair_row, 650))
+    done = [d for d, _ in calls]
+    assert calls and all(n == 5000 for _, n in calls) and done == sorted(set(done))
+    if pair_row is None:
+        assert done[-1] == 5000                       # every row searched
+    else:
+        assert pair_row < done[-1] <= 5000            # stopped after the band holding the pair
