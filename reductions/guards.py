@@ -52,6 +52,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+import attention.memory
 from attention.errors import ResourceError
 from attention.memory import HEADROOM, available_memory, format_gb, require_memory
 #: Rows per block of the k-SAT -> OV generator (``reductions.rules.ksat_to_ov``) and the bytes
@@ -66,6 +67,11 @@ ATTENTION_TRANSIENT = 12
 OVERHEAD = 8 * 2**20
 #: Bytes per variable of a SAT model: a Python int and its list slot, and its output text.
 MODEL_BYTES_PER_VARIABLE = 64
+#: Bytes of a generated CNF per literal and per clause: the generator's own arrays or lists and
+#: the ``pysat`` clause lists ``make_cnf`` copies them into, alive together (measured with
+#: tracemalloc from k = 2 to 5 and on the genhard families: 86-125 bytes per literal in all).
+CNF_BYTES_PER_LITERAL = 96
+CNF_BYTES_PER_CLAUSE = 96
 
 OV_ALTERNATIVE = (
     "use an instance with fewer vectors (an OV instance from a k-SAT formula need not be stored: "
@@ -125,6 +131,8 @@ __all__ = [
     "require_model_memory",
     "require_ksat_side_limit",
     "ksat_ov_alternative",
+    "cnf_bytes",
+    "require_generated",
 ]
 
 
@@ -216,6 +224,45 @@ def require_model_memory(cnf: Any) -> None:
         f"the clauses use variables 1..{top}: lower the header's variable count (p cnf {top} ...) "
         "if the others are not meant to exist",
     )
+
+
+def cnf_bytes(clauses: int, literals: int) -> int:
+    """Peak bytes of generating a CNF with this many clauses and literals (see the constants).
+
+    Examples
+    --------
+    >>> cnf_bytes(clauses=1000, literals=3000) == 96 * 3000 + 96 * 1000
+    True
+    """
+    return CNF_BYTES_PER_LITERAL * int(literals) + CNF_BYTES_PER_CLAUSE * int(clauses)
+
+
+def require_generated(
+    what: str, estimate: Callable[[int], float], size: int, name: str, hint: str = "", available: int | None = None
+) -> None:
+    """Refuse (``ResourceError``) generating an instance whose ``estimate(size)`` bytes do not fit.
+
+    ``estimate`` is increasing in the size parameter ``name``; the message gives the estimate
+    and the largest ``name`` that fits (found by bisection), then ``hint``.
+
+    Examples
+    --------
+    >>> require_generated("ten bytes a row", lambda n: 10 * n, 10**12, "n", available=2 * 10**9)
+    Traceback (most recent call last):
+    ...
+    attention.errors.ResourceError: ten bytes a row needs about 1e+04 GB but 1.8 GB are available (90% of 2 GB); n <= 180000000 fits (1.8 GB)
+    """
+    available = attention.memory.available_memory() if available is None else int(available)
+    usable = HEADROOM * available
+    needed = estimate(size)
+    if needed <= usable:
+        return
+    lo, hi = 0, int(size)  # estimate(hi) > usable; find the largest lo with estimate(lo) <= usable
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if estimate(mid) <= usable else (lo, mid)
+    fits = f"{name} <= {lo} fits ({format_gb(estimate(lo))})" if estimate(lo) <= usable else f"no {name} fits"
+    require_memory(needed, what, fits + hint, available)
 
 
 def _as_int(value: Any) -> int | None:

@@ -6,6 +6,9 @@ increasing variable order.  ``cnf.nv`` is ``n_vars`` even if a variable occurs i
 Seeds give reproducible formulas (``np.random.default_rng(seed)``, no global state);
 ``seed=None`` draws a fresh seed from OS entropy, and the seed used is recorded in the
 formula's first comment (``c random_ksat n_vars=... seed=...``), so every formula can be rebuilt.
+Sizes that would not fit in memory (:func:`generation_bytes`) are refused with a
+:class:`~attention.errors.ResourceError` naming the estimate and the largest size that fits,
+before anything is drawn.
 
 Examples
 --------
@@ -64,6 +67,7 @@ def random_ksat(
     1.3) the formula becomes OV with ``2 * 2^(n/2)`` vectors of dimension ``m``.
     """
     m = _clause_count(n_vars, n_clauses, k, ratio)
+    _require_memory("random_ksat", n_vars, m, k, planted=False)
     seed = resolve_seed(seed)
     rng = np.random.default_rng(seed)
     clauses = _draw_clauses(rng, n_vars, k, m, lambda batch: np.ones(len(batch), dtype=bool))
@@ -114,6 +118,7 @@ def planted_ksat(
     m = _clause_count(n_vars, n_clauses, k, ratio)
     if hiding not in ("naive", "q-hidden"):
         raise InvalidInstance(f"hiding = {hiding!r}: choose 'naive' or 'q-hidden'")
+    _require_memory("planted_ksat", n_vars, m, k, planted=True)
     seed = resolve_seed(seed)
     rng = np.random.default_rng(seed)
     values = rng.integers(0, 2, size=n_vars + 1).astype(bool)  # values[v] for variable v (index 0 unused)
@@ -128,6 +133,39 @@ def planted_ksat(
     model = [v if values[v] else -v for v in range(1, n_vars + 1)]
     comments = [_describe("planted_ksat", n_vars, m, k, seed) + f" hiding={hiding}", planted_comment(model)]
     return PlantedCNF(make_cnf(clauses.tolist(), nv=n_vars, comments=comments), model)
+
+
+#: Bytes per variable of planted_ksat beyond the clauses: the planted values, the model as a
+#: list of Python ints and its ``c planted-model`` comment (measured: 113 at 10^6 variables).
+PLANTED_BYTES_PER_VARIABLE = 128
+
+
+def generation_bytes(n_vars: int, n_clauses: int, k: int, planted: bool = False) -> int:
+    """Peak bytes of :func:`random_ksat` (or :func:`planted_ksat`): ``m`` clauses of ``k`` literals.
+
+    :func:`reductions.guards.cnf_bytes` of the clauses (the drawn batches, their lists and
+    the formula's copies), plus :data:`PLANTED_BYTES_PER_VARIABLE` per variable when planted.
+
+    Examples
+    --------
+    >>> generation_bytes(100, 1000, 3) == 96 * 3000 + 96 * 1000
+    True
+    """
+    from reductions.guards import cnf_bytes
+
+    return cnf_bytes(n_clauses, n_clauses * k) + (PLANTED_BYTES_PER_VARIABLE * n_vars if planted else 0)
+
+
+def _require_memory(generator: str, n_vars: int, m: int, k: int, planted: bool) -> None:
+    """Refuse (``ResourceError``) sizes that do not fit, naming the clauses (or variables) that would."""
+    from reductions.guards import require_generated
+
+    what = f"{generator} with {n_vars} variables and {m} clauses of width {k}"
+    if planted and generation_bytes(n_vars, 0, k, True) > generation_bytes(0, m, k, True):
+        estimate, size, name = (lambda n: generation_bytes(n, m, k, True)), n_vars, "n_vars"
+    else:
+        estimate, size, name = (lambda c: generation_bytes(n_vars, c, k, planted)), m, "n_clauses"
+    require_generated(what, estimate, size, name, " with the other sizes as given")
 
 
 def resolve_seed(seed: int | None) -> int:

@@ -22,6 +22,15 @@ probability that two vectors of one side are both orthogonal to a given vector o
 
 ``mu`` of order 1 is the regime in which the instance is hard-looking: the answer is yes
 with probability about ``1 - e^{-mu}`` and nothing in the density gives it away.
+
+Memory
+------
+Each generator first checks that its peak (:func:`generation_bytes`) fits in the available
+memory and otherwise raises :class:`~attention.errors.ResourceError` with the estimate and the
+largest number of vectors that fits, before anything is drawn.  Entries are drawn
+:data:`DRAW_BYTES` of uniforms at a time (the same stream as one draw of the whole matrix), so
+the peak is the vectors (``(n_U + n_V) m`` bytes), the instance's validated copies and one
+side's 0/1 check; planting adds the brute force's packed words and the pairs.
 """
 
 from __future__ import annotations
@@ -40,6 +49,12 @@ ACCIDENTAL_MU = 0.5
 
 #: Fresh draws planted_ov tries before it reports that k pairs cannot be planted.
 PLANT_ATTEMPTS = 20
+
+#: Bytes of float64 uniforms drawn at a time (the rows of one block).
+DRAW_BYTES = 8 * 2**20
+#: Bytes per planted pair: its index arrays, its entries in the partner lists and the set of
+#: wanted pairs, its row in ``meta["planted_pairs"]`` (a list of two ints) and the verification.
+PAIR_BYTES = 512
 
 
 # --------------------------------------------------------------------------- arguments
@@ -71,7 +86,63 @@ def _sizes(n_U: Any, n_V: Any, m: Any) -> tuple[int, int, int]:
 
 
 def _bernoulli(rng: np.random.Generator, rows: int, m: int, p: float) -> np.ndarray:
-    return (rng.random((rows, m)) < p).astype(np.uint8)
+    """``rows x m`` Bernoulli(p) entries, drawn :data:`DRAW_BYTES` of uniforms at a time.
+
+    ``Generator.random`` fills an array from one stream in C order, so the blocks give the
+    bits one ``rng.random((rows, m)) < p`` would.
+    """
+    out = np.empty((rows, m), dtype=np.uint8)
+    step = _draw_rows(m)
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        out[start:stop] = rng.random((stop - start, m)) < p
+    return out
+
+
+def _draw_rows(m: int) -> int:
+    return max(1, DRAW_BYTES // (8 * m))
+
+
+# --------------------------------------------------------------------------- memory
+def generation_bytes(n_U: int, n_V: int, m: int, k: int | None = None) -> int:
+    """Peak bytes of :func:`random_ov` (``k=None``) or :func:`planted_ov` with ``k`` pairs.
+
+    ``random_ov``: the drawn vectors and the instance's copies, ``2 (n_U + n_V) m``, one side's
+    0/1 check ``max(n_U, n_V) m``, and a block of draws (10 bytes per entry: the uniforms, the
+    comparison, the cast).  ``planted_ov`` adds the brute force's words for the instance built
+    twice (the count and the verification: ``3 * 8 W`` per vector with ``W = ceil(m / 64)``, and
+    16 bytes per vector of counts and offsets) and :data:`PAIR_BYTES` per pair.
+
+    Examples
+    --------
+    >>> generation_bytes(1000, 1000, 64) >= 2 * 2000 * 64 + 1000 * 64
+    True
+    """
+    n_U, n_V, m = int(n_U), int(n_V), max(int(m), 1)
+    vectors = (n_U + n_V) * m
+    draw = 10 * min(_draw_rows(m), max(n_U, n_V)) * m
+    peak = 2 * vectors + max(n_U, n_V) * m + draw
+    if k is not None:
+        peak += (n_U + n_V) * (3 * 8 * math.ceil(m / 64) + 16) + PAIR_BYTES * int(k)
+    return peak
+
+
+def _require_memory(generator: str, n_U: int, n_V: int, m: int, k: int | None = None) -> None:
+    """Refuse (``ResourceError``) sizes whose :func:`generation_bytes` do not fit, before drawing."""
+    from reductions.guards import require_generated
+
+    total = n_U + n_V
+    if total == 0:
+        return
+    planted = "" if k is None else f", k = {k} pairs"
+    require_generated(
+        f"{generator} with n_U = {n_U}, n_V = {n_V}, m = {m}{planted}",
+        lambda t: generation_bytes(t * n_U // total, t - t * n_U // total, m, k),
+        total,
+        "n_U + n_V",
+        f" at m = {m} (sides in the same proportion); use fewer or shorter vectors"
+        + ("" if k is None else " or fewer planted pairs"),
+    )
 
 
 # --------------------------------------------------------------------------- density formulas
@@ -139,6 +210,7 @@ def random_ov(n_U: int, n_V: int, m: int, p: float = 0.5, seed: int | None = Non
     """
     n_U, n_V, m = _sizes(n_U, n_V, m)
     p = _probability(p)
+    _require_memory("random_ov", n_U, n_V, m)
     seed = _seed(seed)
     rng = np.random.default_rng(seed)
     U, V = _bernoulli(rng, n_U, m, p), _bernoulli(rng, n_V, m, p)
@@ -206,6 +278,7 @@ def planted_ov(
     k = _count(k, "k")
     if k > n_U * n_V:
         raise InvalidInstance(f"k: {k} pairs requested but there are only n_U n_V = {n_U * n_V} pairs")
+    _require_memory("planted_ov", n_U, n_V, m, k)
     seed = _seed(seed)
     p = _default_density(n_U, n_V, m) if p is None else _probability(p)
     rng = np.random.default_rng(seed)

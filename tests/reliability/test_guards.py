@@ -18,7 +18,11 @@ import attention.memory
 import reductions.guards as guards
 from attention.errors import InvalidInstance, ResourceError
 from reductions.cli import main
-from reductions.generators.ksat import random_ksat
+from reductions.generators import families
+from reductions.generators import ksat as ksat_gen
+from reductions.generators import ov as ov_gen
+from reductions.generators.ksat import planted_ksat, random_ksat
+from reductions.generators.ov import planted_ov, random_ov, random_ov_mu
 from reductions.problems.cnf import make_cnf
 from reductions.registry import find_path, reduce
 from reductions.rules import ksat_to_ov
@@ -235,15 +239,104 @@ def test_the_model_guard_allows_what_fits():
         solve_sat(make_cnf([[1, -2]], nv=2**31 - 1))
 
 
-@pytest.mark.parametrize("argv", [
-    ["generate", "ov", "--n", "1000000000000", "--m", "64", "--seed", "1"],
-    ["generate", "ksat", "--vars", "100", "--clauses", "100000000000", "--seed", "1"],
-])
-def test_generators_asked_for_impossible_sizes_fail_with_one_line(argv, tmp_path, capsys):
-    """numpy cannot allocate hundreds of TiB: the CLI reports it in one line (exit 2), no traceback,
-    no output file."""
+# ----------------------------------------------------------------------------- generators
+GENERATE_TOO_BIG = [
+    (["generate", "ov", "--n", "1000000000", "--m", "64"], "random_ov with n_U = 1000000000", "n_U + n_V <= "),
+    (["generate", "ov", "--n", "1000000000", "--m", "64", "--planted", "3"], "planted_ov with n_U = 1000000000", "n_U + n_V <= "),
+    (["generate", "ksat", "--vars", "1000000000", "--clauses", "100000000000"], "random_ksat with 1000000000 variables", "n_clauses <= "),
+    (["generate", "ksat", "--vars", "1000000000", "--clauses", "10", "--planted"], "planted_ksat with 1000000000 variables", "n_vars <= "),
+    (["generate", "ksat", "--vars", "1000000000", "--ratio", "4.26"], "random_ksat with 1000000000 variables and 4260000000 clauses", "n_clauses <= "),
+    (["generate", "php", "--holes", "100000"], "pigeonhole with holes = 100000", "holes <= "),
+    (["generate", "gt", "--size", "100000"], "ordering_principle with size = 100000", "size <= "),
+    (["generate", "par", "--size", "100000"], "parity_principle with size = 100000", "size <= "),
+    (["generate", "cb", "--size", "10000000"], "mutilated_chessboard with size = 10000000", "size <= "),
+    (["generate", "coloring", "--graph", "complete:10000000", "--colors", "3"], "graph 'complete:10000000'", "n <= "),
+    (["generate", "coloring", "--graph", "hypercube:1000000000", "--colors", "3"], "graph 'hypercube:1000000000'", "d <= "),
+    (["generate", "coloring", "--graph", "cycle:50", "--colors", "100000000"], "graph_coloring of a graph with 50 nodes", "k <= "),
+]
+
+
+@pytest.mark.parametrize("argv, what, fits", GENERATE_TOO_BIG, ids=[" ".join(a[1:4]) for a, _, _ in GENERATE_TOO_BIG])
+def test_generators_refuse_impossible_sizes_up_front_with_one_line(argv, what, fits, tmp_path, capsys):
+    """The estimate, what is available and the largest size that fits, in one line (exit 2), before
+    anything is drawn: no traceback, no output file, a few MB allocated at most."""
     out = tmp_path / "out"
-    assert main([*argv, "-o", str(out)]) == 2
+    tracemalloc.start()
+    try:
+        status = main([*argv, "--seed", "1", "-o", str(out)] if argv[1] in ("ov", "ksat", "coloring") else [*argv, "-o", str(out)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "out of memory: Unable to allocate" in err[0]
-    assert list(tmp_path.iterdir()) == []
+    assert status == 2 and len(err) == 1, err
+    assert what in err[0] and " needs about " in err[0] and " GB are available" in err[0] and fits in err[0]
+    assert list(tmp_path.iterdir()) == [] and peak < 20 * 2**20
+
+
+def _fits(message: str, name: str) -> int:
+    import re
+
+    return int(re.search(re.escape(name) + r" <= (\d+) fits", message).group(1))
+
+
+SMALL_MEMORY = 32 * 2**20
+GENERATORS = {  # name: (build at a size, the estimate at that size, the size asked for)
+    "random_ov": (lambda t: random_ov(t // 2, t - t // 2, 64, seed=1), lambda t: ov_gen.generation_bytes(t // 2, t - t // 2, 64), 10**9, "n_U + n_V"),
+    "random_ksat": (lambda c: random_ksat(1000, c, 3, seed=1), lambda c: ksat_gen.generation_bytes(1000, c, 3), 10**9, "n_clauses"),
+    "planted_ksat": (lambda n: planted_ksat(n, 10, 3, seed=1), lambda n: ksat_gen.generation_bytes(n, 10, 3, True), 10**9, "n_vars"),
+    "pigeonhole": (lambda h: families.pigeonhole(h), lambda h: families._cnf_estimate(families.family_counts("pigeonhole", h)), 10**4, "holes"),
+    "ordering_principle": (lambda n: families.ordering_principle(n), lambda n: families._cnf_estimate(families.family_counts("ordering_principle", n)), 10**4, "size"),
+    "complete graph": (lambda n: families.named_graph(f"complete:{n}"), lambda n: families.graph_bytes("complete", [n]), 10**6, "n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_the_largest_size_the_refusal_names_is_generated(name, monkeypatch):
+    """With 32 MiB available: the refusal states the estimate at the size asked for, and the size it
+    says fits is generated, within the estimate (tracemalloc's peak), with the same memory."""
+    build, estimate, asked, label = GENERATORS[name]
+    monkeypatch.setattr(attention.memory, "available_memory", lambda: SMALL_MEMORY)
+    with pytest.raises(ResourceError) as info:
+        build(asked)
+    message = str(info.value)
+    assert f"needs about {guards.format_gb(estimate(asked))}" in message
+    size = _fits(message, label)
+    assert estimate(size) <= guards.HEADROOM * SMALL_MEMORY < estimate(size + 1)
+    build(min(size, 64) // 2 + 1)  # warm-up: imports, first-call allocations
+    _, peak = _peak_allocation(lambda: build(size))
+    assert peak <= estimate(size) + 2**20
+
+
+ESTIMATED = {  # name: (build, its estimate), at sizes that take well under a second
+    "random_ov 2^14 x 64": (lambda: random_ov(2**13, 2**13, 64, seed=2), lambda: ov_gen.generation_bytes(2**13, 2**13, 64)),
+    "random_ov_mu 2^12 x 200": (lambda: random_ov_mu(2**12, 2**12, 200, 1.0, seed=2), lambda: ov_gen.generation_bytes(2**12, 2**12, 200)),
+    "planted_ov 2^12 x 64 k=200": (lambda: planted_ov(2**11, 2**11, 64, 200, seed=2), lambda: ov_gen.generation_bytes(2**11, 2**11, 64, 200)),
+    "random_ksat k=5": (lambda: random_ksat(10**4, 10**5, 5, seed=2), lambda: ksat_gen.generation_bytes(10**4, 10**5, 5)),
+    "planted_ksat q-hidden": (lambda: planted_ksat(10**5, 10**5, 3, seed=2, hiding="q-hidden"), lambda: ksat_gen.generation_bytes(10**5, 10**5, 3, True)),
+    "pigeonhole 15 holes kval 2": (lambda: families.pigeonhole(15, kval=2), lambda: families._cnf_estimate(families.family_counts("pigeonhole", 15, 2))),
+    "parity_principle 20": (lambda: families.parity_principle(20), lambda: families._cnf_estimate(families.family_counts("parity_principle", 20))),
+    "mutilated_chessboard 40": (lambda: families.mutilated_chessboard(40, exhaustive=True), lambda: families._cnf_estimate(families.family_counts("mutilated_chessboard", 40))),
+    "coloring grid 80x80": (lambda: families.graph_coloring(families.named_graph("grid:80,80"), 4), lambda: families._cnf_estimate(families.coloring_counts(6400, 12640, 4))),
+    "hypercube 11": (lambda: families.named_graph("hypercube:11"), lambda: families.graph_bytes("hypercube", [11])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATED))
+def test_generator_estimates_cover_what_is_allocated(name):
+    build, estimate = ESTIMATED[name]
+    build()  # warm-up
+    _, peak = _peak_allocation(build)
+    assert peak <= estimate() <= 3 * peak + 2**20, (peak, estimate())
+
+
+def test_blocked_draws_give_the_bits_of_one_draw(monkeypatch):
+    """Bernoulli entries drawn a block of rows at a time are those of one draw of the whole matrix."""
+    import numpy as np
+
+    whole = np.random.default_rng(5).random((300, 7)) < 0.3
+    monkeypatch.setattr(ov_gen, "DRAW_BYTES", 8 * 7 * 16)  # 16 rows per block, 19 blocks
+    blocked = ov_gen._bernoulli(np.random.default_rng(5), 300, 7, 0.3)
+    assert (blocked == whole).all()
+    small = random_ov(100, 90, 7, p=0.3, seed=9)
+    monkeypatch.setattr(ov_gen, "DRAW_BYTES", 8 * 2**20)
+    assert (random_ov(100, 90, 7, p=0.3, seed=9).U == small.U).all()
