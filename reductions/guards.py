@@ -20,7 +20,7 @@ the measured peak RSS:
   bit-packed; building it holds the caller's arrays, the validated copies and two boolean
   masks (``n_U m + 2 max(n_U, n_V) m`` transient); from k-SAT
   (:mod:`reductions.rules.ksat_to_ov`) the generator's 65536-row blocks take
-  ``10 * 65536 m`` bytes at a time.
+  ``12 * 65536 m`` bytes at a time, on top of the sides being built.
 - attention (gradient) instance from OV (:mod:`reductions.embedding`): 8 float64 matrices of
   ``max(n, n_k) x d`` resident (``A1, A2, A3, E``, the patterns ``Qp, Kp``, and what the
   allocator keeps of the build's temporaries) and 12 more while decoding (a new instance per
@@ -55,10 +55,11 @@ from typing import Any, Callable, Sequence
 import attention.memory
 from attention.errors import ResourceError
 from attention.memory import HEADROOM, available_memory, format_gb, require_memory
+
 #: Rows per block of the k-SAT -> OV generator (``reductions.rules.ksat_to_ov``) and the bytes
-#: its temporaries take per row and clause (one int64 and two boolean matrices at once).
+#: its temporaries take per row and clause (an int64 matrix and up to four boolean ones at once).
 KSAT_BLOCK_ROWS = 1 << 16
-KSAT_BLOCK_BYTES = 10
+KSAT_BLOCK_BYTES = 12
 #: Memory of an attention instance from OV and of its decoding, in ``n x d`` float64 matrices
 #: (measured: ``benchmarks/bench_soak.py`` prints estimate and peak RSS side by side).
 ATTENTION_RESIDENT = 8
@@ -176,13 +177,13 @@ def ksat_to_ov_footprint(N: int, m: int) -> Footprint:
 
     ``n_U = 2^ceil(N/2)``, ``n_V = 2^floor(N/2)``, dimension ``max(m, 1)`` (THEORY 1.3).
     Transient: the larger of the generator's block temporaries
-    (:data:`KSAT_BLOCK_BYTES` per row and clause for ``65536`` rows) and the instance's
-    validation (:func:`ov_footprint`).
+    (:data:`KSAT_BLOCK_BYTES` per row and clause for ``65536`` rows) with the sides built so
+    far, and the instance's validation (:func:`ov_footprint`).
     """
     n_U, n_V, dim = 2 ** math.ceil(N / 2), 2 ** (N // 2), max(int(m), 1)
     what = f"k-SAT -> OV with N = {N} variables and m = {m} clauses (2^{math.ceil(N / 2)} + 2^{N // 2} vectors of {dim} bytes)"
     base = ov_footprint(n_U, n_V, dim, what)
-    block = KSAT_BLOCK_BYTES * min(KSAT_BLOCK_ROWS, n_U) * dim
+    block = KSAT_BLOCK_BYTES * min(KSAT_BLOCK_ROWS, n_U) * dim + (n_U + n_V) * dim
     return Footprint(what, base.resident, max(base.transient, block), ksat_ov_alternative(N))
 
 
