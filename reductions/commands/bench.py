@@ -26,7 +26,7 @@ from reductions.commands.common import atomic_write, check_output_path, message,
 
 #: Benchmark names, in the order ``finegrain bench`` runs them: ``benchmarks/bench_<name>.py``
 #: each (a test checks that this lists every such script of the checkout).
-BENCHMARKS = ("oracle", "ov", "fast", "chain", "distributed", "soak")
+BENCHMARKS = ("oracle", "ov", "fast", "chain", "distributed", "soak", "guards")
 
 
 def benchmarks_dir() -> Path:

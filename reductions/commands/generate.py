@@ -18,6 +18,7 @@ witness where there is one.
 from __future__ import annotations
 
 import argparse
+import sys
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -105,11 +106,12 @@ def _emit_cnf(instance: Any, args: argparse.Namespace, record: dict[str, Any]) -
 
 
 def _emit_ov(ov: Any, args: argparse.Namespace, record: dict[str, Any]) -> str:
-    from reductions.problems.ov import OV, format_ov_text, write_ov
+    from reductions.problems.ov import iter_ov_text, write_ov
 
-    ov = OV(ov.U, ov.V, meta={**ov.meta, "provenance": record})
+    ov = ov.with_meta({**ov.meta, "provenance": record})
     if args.output is None:
-        print(format_ov_text(ov).decode(), end="")
+        for chunk in iter_ov_text(ov):
+            sys.stdout.write(chunk.decode())
     else:
         write_ov(ov, args.output, force=args.force)
     return f"OV with n_U = {ov.n_U}, n_V = {ov.n_V}, m = {ov.m}"

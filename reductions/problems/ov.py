@@ -51,7 +51,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -183,6 +183,22 @@ class OV(BinarySides):
             object.__setattr__(self, key, cached)
         return cached
 
+    def with_meta(self, meta: dict) -> "OV":
+        """The same vectors with ``meta`` (the validated read-only sides are shared, not copied).
+
+        Examples
+        --------
+        >>> ov = OV([[1, 0]], [[0, 1]])
+        >>> other = ov.with_meta({"seed": 2})
+        >>> other.meta, other.U is ov.U
+        ({'seed': 2}, True)
+        """
+        require_meta(meta)
+        new = object.__new__(OV)
+        for name, value in (("U", self.U), ("V", self.V), ("meta", meta)):
+            object.__setattr__(new, name, value)
+        return new
+
     def inner(self, i: int, j: int) -> int:
         """``<U[i], V[j]>``."""
         return int(np.dot(self.U[i].astype(np.int64), self.V[j].astype(np.int64)))
@@ -218,14 +234,36 @@ def format_ov_text(ov: OV) -> bytes:
     011
     100
     """
-    head = (
+    return b"".join(iter_ov_text(ov))
+
+
+#: Vectors per chunk of :func:`iter_ov_text` (a chunk holds ``rows * (m + 1)`` bytes).
+TEXT_CHUNK_ROWS = 1 << 16
+
+
+def iter_ov_text(ov: OV, rows: int = TEXT_CHUNK_ROWS) -> Iterator[bytes]:
+    """The text form of ``ov`` in chunks of at most ``rows`` vectors (the header first).
+
+    Writing chunk by chunk needs ``rows (m + 1)`` bytes beyond the instance instead of the
+    whole text (``(n_U + n_V)(m + 1)`` bytes); the chunks joined are :func:`format_ov_text`.
+
+    Examples
+    --------
+    >>> [len(chunk) for chunk in iter_ov_text(OV([[0, 1]] * 3, [[1, 0]] * 2), rows=2)][1:]
+    [6, 3, 6]
+    """
+    yield (
         "c finegrain OV instance: header n_U n_V m, then the U rows, then the V rows\n"
         f"{_META_TAG} {json.dumps(ov.meta, allow_nan=False, sort_keys=True)}\n"
         f"{ov.n_U} {ov.n_V} {ov.m}\n"
     ).encode()
-    rows = np.concatenate([ov.U, ov.V], axis=0) + np.uint8(ord("0"))
-    lines = np.concatenate([rows, np.full((rows.shape[0], 1), ord("\n"), np.uint8)], axis=1)
-    return head + lines.tobytes()
+    for side in (ov.U, ov.V):
+        for start in range(0, side.shape[0], rows):
+            part = side[start : start + rows]
+            lines = np.empty((part.shape[0], ov.m + 1), np.uint8)
+            np.add(part, np.uint8(ord("0")), out=lines[:, :-1])
+            lines[:, -1] = ord("\n")
+            yield lines.tobytes()
 
 
 def parse_ov_text(data: bytes, name: str = "<text>") -> OV:
@@ -477,5 +515,6 @@ def write_ov(ov: OV, path: str | os.PathLike, force: bool = False) -> Path:
         if path.suffix == ".npz":
             _save_npz(ov, fh)
         else:
-            fh.write(format_ov_text(ov))
+            for chunk in iter_ov_text(ov):
+                fh.write(chunk)
     return path

@@ -131,13 +131,18 @@ def test_force_replaces_the_output_atomically(command, tmp_path, capsys):
 
 
 def test_a_keyboard_interrupt_while_writing_exits_130_and_leaves_nothing(tmp_path, monkeypatch, capsys):
-    """The interrupt arrives inside atomic_write's block (while the OV text is formatted)."""
+    """The interrupt arrives inside atomic_write's block, after part of the OV text is written."""
     import reductions.problems.ov as ov_module
 
-    def interrupted(ov):
+    real = ov_module.iter_ov_text
+
+    def interrupted(ov, rows=ov_module.TEXT_CHUNK_ROWS):
+        chunks = real(ov, rows=1)
+        yield next(chunks)
+        yield next(chunks)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ov_module, "format_ov_text", interrupted)
+    monkeypatch.setattr(ov_module, "iter_ov_text", interrupted)
     out = tmp_path / "out.ov"
     out.write_text(SENTINEL)
     status = main(["generate", "ov", "--n", "4", "--m", "5", "--seed", "1", "-o", str(out), "--force"])
