@@ -28,6 +28,8 @@ MODULES: list[tuple[str, str]] = [
     ("attention.results", "what every oracle returns: a value and the error it guarantees"),
     ("attention.oracle", "the exact gradient in float64, blocked over query rows"),
     ("attention.oracle_mp", "the gradient in mpmath at a chosen number of digits"),
+    ("attention.memory", "available memory and the estimates the guards compare with it"),
+    ("attention.npzfile", ".npz members checked from their headers before anything is read"),
     ("attention.fast", "the polynomial-method gradient (AS24 Section D)"),
     ("attention.polynomials", "polynomial approximations of exp with certified relative error"),
     ("attention.features", "the feature maps phi, psi of rank C(d+g, g)"),
@@ -45,6 +47,7 @@ MODULES: list[tuple[str, str]] = [
     ("reductions.plots", "the figures: separation of YES/NO statistics, time vs n"),
     ("attention.distributed", "the exact gradient on a dask cluster"),
     ("solvers.ov_distributed", "OV and SAT by split and list on a dask cluster"),
+    ("reductions.guards", "memory guards: refusals up front, with the estimate and what would work"),
 ]
 
 HEADER = """# API reference
