@@ -21,7 +21,7 @@ used for ``S`` and for ``q`` with the ``p`` epilogue fused in) and ``NN``
 module (templates, the hand-written functions below, decorations) is written once per source
 version to a cache directory and compiled by numba with LLVM's SLP vectoriser switched on
 (numba leaves it off by default; it turns the straight-line accumulator code into AVX2/AVX-512
-FMAs), 512-bit vectors preferred where the core has them (:data:`VECTOR_WIDTH_ATTRIBUTE`), and
+FMAs), 512-bit vectors preferred where the core has them (:mod:`attention.vectorize`), and
 ``cache=True``, so later processes load the machine code in well under a second;
 ``exp`` is a vectorisable Cody-Waite reduction with a degree-13 Taylor polynomial.
 
@@ -44,14 +44,15 @@ import os
 import sys
 import tempfile
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
+
+from attention import vectorize
 
 #: Rows and keys of the NT register tile; keys per NN tile (its columns: ``FusedKeys.nc``).
 MR, NR, TILE = 4, 16, 128
@@ -268,45 +269,11 @@ def _module_source(nc: int) -> str:
     hand-written functions above, decorations."""
     taylor = "\n".join(f"C{i} = {c!r}" for i, c in enumerate(_TAYLOR) if i >= 2)
     header = _HEADER.format(
-        MR=MR, NR=NR, TILE=TILE, VECTOR_WIDTH=VECTOR_WIDTH_ATTRIBUTE, LOG2E=_LOG2E, LN2_HI=_LN2_HI, LN2_LO=_LN2_LO, XMIN=_XMIN, taylor=taylor
+        MR=MR, NR=NR, TILE=TILE, VECTOR_WIDTH=vectorize.VECTOR_WIDTH_ATTRIBUTE, LOG2E=_LOG2E, LN2_HI=_LN2_HI, LN2_LO=_LN2_LO, XMIN=_XMIN, taylor=taylor
     )
     hand = [inspect.getsource(fn) for fn in (exp_shift_sum, row_max, block)]
     generated = [_nt_source("nt_scores", "scores"), _nt_source("nt_p", "p"), _nn_source("nn", nc)]
     return "\n\n\n".join([header, *generated, *hand, _DECORATE])
-
-
-#: LLVM function attribute set on every kernel function: vectors of up to 512 bits.  LLVM's
-#: tuning for most AVX-512 server cores (Skylake-SP to Emerald Rapids) prefers 256-bit
-#: vectors, which halves the FMA throughput of these kernels (measured: n = 16384, d = 64 on
-#: 2 cores of an Emerald Rapids, 2.9 s with 256-bit vectors, 1.9 s with 512); on a core
-#: without AVX-512 the widest legal vector (256 bits) is used as before.
-VECTOR_WIDTH_ATTRIBUTE = '"prefer-vector-width"="512"'
-
-
-@contextmanager
-def _slp_vectorizer() -> Iterator[None]:
-    """Compile with LLVM's SLP vectoriser on and 512-bit vectors preferred (restored afterwards,
-    under numba's compile lock, so only the kernel module compiled inside is affected)."""
-    from numba.core import codegen, config
-    from numba.core.compiler_lock import global_compiler_lock
-
-    add_ir_module = codegen.CPUCodeLibrary.add_ir_module
-
-    def add_wide(library: Any, ir_module: Any) -> None:
-        for function in ir_module.functions:
-            if not function.is_declaration:
-                set.add(function.attributes, VECTOR_WIDTH_ATTRIBUTE)  # (a string attribute: past llvmlite's list)
-        add_ir_module(library, ir_module)
-
-    with global_compiler_lock:
-        old = config.SLP_VECTORIZE
-        config.SLP_VECTORIZE = 1
-        codegen.CPUCodeLibrary.add_ir_module = add_wide
-        try:
-            yield
-        finally:
-            config.SLP_VECTORIZE = old
-            codegen.CPUCodeLibrary.add_ir_module = add_ir_module
 
 
 def _cache_dir() -> Path:
@@ -355,7 +322,7 @@ def _load(name: str, path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module                # numba's cache finds the globals by module name
     try:
-        with _slp_vectorizer():
+        with vectorize.wide_vectors(slp=True):
             spec.loader.exec_module(module)   # compiles (or loads numba's cache) with SLP on
     except BaseException:
         del sys.modules[name]

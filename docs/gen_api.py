@@ -30,6 +30,7 @@ MODULES: list[tuple[str, str]] = [
     ("attention.oracle_mp", "the gradient in mpmath at a chosen number of digits"),
     ("attention.memory", "available memory and the estimates the guards compare with it"),
     ("attention.npzfile", ".npz members checked from their headers before anything is read"),
+    ("attention.vectorize", "numba kernels compiled with 512-bit vectors preferred"),
     ("attention.fast", "the polynomial-method gradient (AS24 Section D)"),
     ("attention.polynomials", "polynomial approximations of exp with certified relative error"),
     ("attention.features", "the feature maps phi, psi of rank C(d+g, g)"),
