@@ -15,9 +15,12 @@ thread pool (the kernels release the GIL); their ``d x d`` terms are added in bl
 so the result does not depend on the number of threads.
 
 The two matrix-product shapes are register-blocked micro-kernels generated from templates:
-``NT`` (``out[i, k] = sum_a A[i, a] B[k, a]`` over panels of 16 keys, 4 x 16 accumulators,
+``NT`` (``out[i, k] = sum_a A[i, a] B[k, a]`` over panels of 32 keys, 4 x 32 accumulators,
 used for ``S`` and for ``q`` with the ``p`` epilogue fused in) and ``NN``
-(``out[i, :] += sum_k P[i, k] B[k, :]``, 4 rows x 16 or 32 columns, key tiles of 128).  The kernel
+(``out[i, :] += sum_k P[i, k] B[k, :]``, 4 rows x 16 or 32 columns, key tiles of 64 whose
+``64 x 32`` slice of ``B`` stays in L1 while all the block's rows pass over it).  Tile shapes
+and loop orders were chosen by measurement (``benchmarks/bench_oracle.py``: the 4 x 16 NT tile
+and 128-key NN tiles with rows outermost were 1.2x slower at d = 64).  The kernel
 module (templates, the hand-written functions below, decorations) is written once per source
 version to a cache directory and compiled by numba with LLVM's SLP vectoriser switched on
 (numba leaves it off by default; it turns the straight-line accumulator code into AVX2/AVX-512
@@ -55,7 +58,7 @@ import numpy as np
 from attention import vectorize
 
 #: Rows and keys of the NT register tile; keys per NN tile (its columns: ``FusedKeys.nc``).
-MR, NR, TILE = 4, 16, 128
+MR, NR, TILE = 4, 32, 64
 #: The exponential's error bound claimed (and tested): relative, in ulp of the result.
 EXP_MAX_ULP = 4
 
@@ -104,17 +107,24 @@ def _nt_source(name: str, epilogue: str) -> str:
 
 
 def _nn_source(name: str, nc: int) -> str:
-    """``out3[i, cc, :] += sum_k P[i, k] B3[k, cc, :]`` for 4 rows and ``nc`` columns at a time."""
+    """``out3[i, cc, :] += sum_k P[i, k] B3[k, cc, :]`` for 4 rows and ``nc`` columns at a time.
+
+    Per key tile, the ``tile x nc`` slice of ``B3`` (16 KiB at 64 x 32) stays in L1 while every
+    group of rows passes over it; the rows and keys are indexed through slices starting at the
+    tile, so the inner loop's indices start at 0 (no wraparound code for negative indices).
+    """
     acc = _accumulators(nc)
     lines = [f"def {name}(P, B3, out3, bp, nchunks, nk, tile):"]
     lines += [
         "    for k0 in range(0, nk, tile):",
         "        k1 = min(k0 + tile, nk)",
-        f"        for i0 in range(0, bp, {MR}):",
-        "            for cc in range(nchunks):",
+        "        Bt = B3[k0:k1]",
+        "        for cc in range(nchunks):",
+        f"            for i0 in range(0, bp, {MR}):",
     ]
-    lines += _zeros(acc, " " * 16) + ["                for k in range(k0, k1):"]
-    lines += _tile_body(acc, "B3[k, cc, {j}]", "P[i0 + {i}, k]", " " * 20)
+    lines += [f"                p{i} = P[i0 + {i}, k0:k1]" for i in range(MR)]
+    lines += _zeros(acc, " " * 16) + ["                for k in range(k1 - k0):"]
+    lines += _tile_body(acc, "Bt[k, cc, {j}]", "p{i}[k]", " " * 20)
     for i in range(MR):
         lines += [f"                out3[i0 + {i}, cc, {j}] += {acc[i][j]}" for j in range(nc)]
     return "\n".join(lines)
@@ -358,7 +368,7 @@ def _columns(d: int) -> tuple[int, int]:
 class FusedKeys:
     """The key side in the kernel's layouts: ``K = A2`` and ``h = A3 Y``, padded with zeros.
 
-    ``Kp``, ``Hp``: panels ``(n_k/16, dp, 16)`` (key-contiguous, for the NT products);
+    ``Kp``, ``Hp``: panels ``(n_kp/NR, dp, NR)`` (key-contiguous, for the NT products);
     ``K3``, ``H3``: ``(n_kp, dp/nc, nc)`` row-major chunks (for the NN products); see
     :func:`_columns` for ``nc`` and ``dp``.
     """
