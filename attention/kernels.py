@@ -10,7 +10,10 @@ core's caches for long (THEORY 0.1)::
     W   = p K,        G_b = A1_b^T W / d
 
 that is ``8 b n_k d`` flops and ``b n_k`` exponentials, the minimum, with the ``b x n_k``
-buffer (the memory ``O(threads * b * n_k)``) passed over three times.  Blocks run on a
+buffer (the memory ``O(threads * b * n_k)``) passed over three times: ``S`` is written with
+its row max kept on the way (column-wise maxima in the NT epilogue), then chunk by chunk of
+``CHUNK`` keys the exponential and ``P h``, and again chunk by chunk ``p`` and ``p K``, so a
+chunk's scores stay in L2 between the two products that use them.  Blocks run on a
 thread pool (the kernels release the GIL); their ``d x d`` terms are added in block order,
 so the result does not depend on the number of threads.
 
@@ -59,6 +62,8 @@ from attention import vectorize
 
 #: Rows and keys of the NT register tile; keys per NN tile (its columns: ``FusedKeys.nc``).
 MR, NR, TILE = 4, 32, 64
+#: Keys per chunk of the second and third passes (a multiple of ``TILE`` and ``NR``).
+CHUNK = 512
 #: The exponential's error bound claimed (and tested): relative, in ulp of the result.
 EXP_MAX_ULP = 4
 
@@ -90,12 +95,21 @@ def _zeros(acc: list[list[str]], indent: str) -> list[str]:
 
 
 def _nt_source(name: str, epilogue: str) -> str:
-    """``out[i, 16p + j] <- epilogue(sum_a A[i, a] Bp[p, a, j])`` for 4 rows at a time."""
+    """``out[i, NR p + j] <- epilogue(sum_a A[i, a] Bp[p, a, j])`` for 4 rows at a time, panels
+    ``p0 <= p < p1``.  The ``scores`` epilogue also keeps the column-wise running maximum
+    ``M[i, j] = max_p out[i, NR p + j]`` over the panels of keys ``< nvalid`` only (the row max
+    without another pass over the scores); the ``p`` epilogue forms ``p`` from ``q``."""
     acc = _accumulators(NR)
-    lines = [f"def {name}(A, Bp, S, r, invl, bp, npan, dp):"]
-    lines += ["    for p in range(npan):", f"        for i0 in range(0, bp, {MR}):"]
+    lines = [f"def {name}(A, Bp, S, M, r, invl, bp, p0, p1, dp, nvalid):"]
+    lines += ["    for p in range(p0, p1):", f"        for i0 in range(0, bp, {MR}):"]
     lines += _zeros(acc, " " * 12) + ["            for a in range(dp):"]
     lines += _tile_body(acc, "Bp[p, a, {j}]", "A[i0 + {i}, a]", " " * 16)
+    if epilogue == "scores":
+        lines += [f"            if (p + 1) * {NR} <= nvalid:"]
+        for i in range(MR):
+            for j in range(NR):
+                old, new = f"M[i0 + {i}, {j}]", acc[i][j]
+                lines += [f"                {old} = {new} if {new} > {old} else {old}"]
     for i in range(MR):
         if epilogue == "p":
             lines += [f"            ri = r[i0 + {i}]", f"            li = invl[i0 + {i}]"]
@@ -114,10 +128,10 @@ def _nn_source(name: str, nc: int) -> str:
     tile, so the inner loop's indices start at 0 (no wraparound code for negative indices).
     """
     acc = _accumulators(nc)
-    lines = [f"def {name}(P, B3, out3, bp, nchunks, nk, tile):"]
+    lines = [f"def {name}(P, B3, out3, bp, nchunks, ks, ke, tile):"]
     lines += [
-        "    for k0 in range(0, nk, tile):",
-        "        k1 = min(k0 + tile, nk)",
+        "    for k0 in range(ks, ke, tile):",
+        "        k1 = min(k0 + tile, ke)",
         "        Bt = B3[k0:k1]",
         "        for cc in range(nchunks):",
         f"            for i0 in range(0, bp, {MR}):",
@@ -133,9 +147,11 @@ def _nn_source(name: str, nc: int) -> str:
 # The functions below are the kernel module's hand-written part: plain Python, copied by
 # :func:`_module_source` into the generated module (where ``nt_scores``, ``nt_p``, ``nn``,
 # ``bits_to_f64`` and the constants are defined) and compiled there by numba.
-def exp_shift_sum(row, n_valid, n, shift):  # type: ignore[no-untyped-def]
-    """row[:n_valid] <- exp(row - shift), row[n_valid:n] <- 0; returns the sum (8 lanes)."""
-    for k in range(n_valid):
+def exp_shift_lanes(row, n, n_valid, shift, lanes):  # type: ignore[no-untyped-def]
+    """row[:n_valid] <- exp(row - shift), row[n_valid:n] <- 0; lanes[l] += row[k] for k = l mod 8
+    below n - n % 8 (so with chunks of multiples of 8 keys a row's lanes are those of its chunks,
+    chunk after chunk); returns the sum of the last n % 8 entries."""
+    for k in range(min(n, n_valid)):
         x = row[k] - shift
         xc = max(x, XMIN - 1.0)                                                # noqa: F821
         kf = np.floor(xc * LOG2E + 0.5)                                        # noqa: F821
@@ -156,9 +172,9 @@ def exp_shift_sum(row, n_valid, n, shift):  # type: ignore[no-untyped-def]
         poly = poly * t + 1.0
         v = poly * bits_to_f64((np.int64(kf) + 1023) << 52)                    # noqa: F821
         row[k] = 0.0 if x < XMIN else v                                        # noqa: F821
-    for k in range(n_valid, n):
+    for k in range(max(n_valid, 0), n):
         row[k] = 0.0
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    s0, s1, s2, s3, s4, s5, s6, s7 = lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7]
     top = n - n % 8
     for k in range(0, top, 8):
         s0 += row[k]
@@ -169,10 +185,23 @@ def exp_shift_sum(row, n_valid, n, shift):  # type: ignore[no-untyped-def]
         s5 += row[k + 5]
         s6 += row[k + 6]
         s7 += row[k + 7]
+    lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7] = s0, s1, s2, s3, s4, s5, s6, s7
     rest = 0.0
     for k in range(top, n):
         rest += row[k]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + rest
+    return rest
+
+
+def lane_sum(s):  # type: ignore[no-untyped-def]
+    """The row sum from its 8 lanes."""
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+
+
+def exp_shift_sum(row, n_valid, n, shift):  # type: ignore[no-untyped-def]
+    """row[:n_valid] <- exp(row - shift), row[n_valid:n] <- 0; returns the sum (8 lanes)."""
+    lanes = np.zeros(8)
+    rest = exp_shift_lanes(row, n, n_valid, shift, lanes)
+    return lane_sum(lanes) + rest
 
 
 def row_max(row, n):  # type: ignore[no-untyped-def]
@@ -203,12 +232,24 @@ def block(A1, X, Q, E, Kp, Hp, K3, H3, S, Att3, C, W3, G, n_k, rows, d):  # type
             Q[i, b] = acc / d
     r = np.empty(bp)
     invl = np.empty(bp)
-    nt_scores(Q, Kp, S, r, invl, bp, npan, dp)                                 # noqa: F821
+    M = np.full((bp, NR), -np.inf)                                             # noqa: F821
+    nt_scores(Q, Kp, S, M, r, invl, bp, 0, npan, dp, n_k)                      # noqa: F821
+    full = n_k // NR * NR                                                      # noqa: F821
+    m = np.empty(bp)
     for i in range(bp):
-        m = row_max(S[i], n_k)
-        invl[i] = 1.0 / exp_shift_sum(S[i], n_k, nkp, m)
+        m[i] = max(row_max(M[i], NR), row_max(S[i, full:n_k], n_k - full))     # noqa: F821
+    # Then chunk by chunk of keys (the chunk's scores stay in L2 from the exponential to f h,
+    # and from p to p K); sums run in the same order as over whole rows.
+    lanes = np.zeros((bp, 8))
+    rest = np.zeros(bp)                       # stays 0: chunks are multiples of 8 keys
     Att3[:] = 0.0
-    nn(S, H3, Att3, bp, nchunks, nkp, TILE)                                    # noqa: F821
+    for c0 in range(0, nkp, CHUNK):                                            # noqa: F821
+        c1 = min(c0 + CHUNK, nkp)                                              # noqa: F821
+        for i in range(bp):
+            rest[i] += exp_shift_lanes(S[i, c0:c1], c1 - c0, n_k - c0, m[i], lanes[i])
+        nn(S, H3, Att3, bp, nchunks, c0, c1, TILE)                             # noqa: F821
+    for i in range(bp):
+        invl[i] = 1.0 / (lane_sum(lanes[i]) + rest[i])
     Att = Att3.reshape((bp, dp))
     loss = 0.0
     for i in range(bp):
@@ -220,9 +261,11 @@ def block(A1, X, Q, E, Kp, Hp, K3, H3, S, Att3, C, W3, G, n_k, rows, d):  # type
             if i < rows:
                 loss += C[i, a] * C[i, a]
         r[i] = ri
-    nt_p(C, Hp, S, r, invl, bp, npan, dp)                                      # noqa: F821
     W3[:] = 0.0
-    nn(S, K3, W3, bp, nchunks, nkp, TILE)                                      # noqa: F821
+    for c0 in range(0, nkp, CHUNK):                                            # noqa: F821
+        c1 = min(c0 + CHUNK, nkp)                                              # noqa: F821
+        nt_p(C, Hp, S, M, r, invl, bp, c0 // NR, c1 // NR, dp, n_k)            # noqa: F821
+        nn(S, K3, W3, bp, nchunks, c0, c1, TILE)                               # noqa: F821
     W = W3.reshape((bp, dp))
     G[:] = 0.0
     for j in range(rows):
@@ -242,7 +285,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-MR, NR, TILE = {MR}, {NR}, {TILE}
+MR, NR, TILE, CHUNK = {MR}, {NR}, {TILE}, {CHUNK}
 LOG2E, LN2_HI, LN2_LO, XMIN = {LOG2E!r}, {LN2_HI!r}, {LN2_LO!r}, {XMIN!r}
 {taylor}
 OPTS = dict(fastmath={{"contract"}}, boundscheck=False, nogil=True, error_model="numpy", cache=True)
@@ -262,9 +305,11 @@ def bits_to_f64(typingctx, x):
 '''
 
 _DECORATE = '''
-nt_scores = njit(types.void(f8_2, f8_3, f8_2, f8_1, f8_1, i8, i8, i8), **OPTS)(nt_scores)
-nt_p = njit(types.void(f8_2, f8_3, f8_2, f8_1, f8_1, i8, i8, i8), **OPTS)(nt_p)
-nn = njit(types.void(f8_2, f8_3, f8_3, i8, i8, i8, i8), **OPTS)(nn)
+nt_scores = njit(types.void(f8_2, f8_3, f8_2, f8_2, f8_1, f8_1, i8, i8, i8, i8, i8), **OPTS)(nt_scores)
+nt_p = njit(types.void(f8_2, f8_3, f8_2, f8_2, f8_1, f8_1, i8, i8, i8, i8, i8), **OPTS)(nt_p)
+nn = njit(types.void(f8_2, f8_3, f8_3, i8, i8, i8, i8, i8), **OPTS)(nn)
+exp_shift_lanes = njit(types.float64(f8_1, i8, i8, types.float64, f8_1), **OPTS)(exp_shift_lanes)
+lane_sum = njit(types.float64(f8_1), **OPTS)(lane_sum)
 exp_shift_sum = njit(types.float64(f8_1, i8, i8, types.float64), **OPTS)(exp_shift_sum)
 row_max = njit(types.float64(f8_1, i8), **OPTS)(row_max)
 block = njit(
@@ -279,9 +324,9 @@ def _module_source(nc: int) -> str:
     hand-written functions above, decorations."""
     taylor = "\n".join(f"C{i} = {c!r}" for i, c in enumerate(_TAYLOR) if i >= 2)
     header = _HEADER.format(
-        MR=MR, NR=NR, TILE=TILE, VECTOR_WIDTH=vectorize.VECTOR_WIDTH_ATTRIBUTE, LOG2E=_LOG2E, LN2_HI=_LN2_HI, LN2_LO=_LN2_LO, XMIN=_XMIN, taylor=taylor
+        MR=MR, NR=NR, TILE=TILE, CHUNK=CHUNK, VECTOR_WIDTH=vectorize.VECTOR_WIDTH_ATTRIBUTE, LOG2E=_LOG2E, LN2_HI=_LN2_HI, LN2_LO=_LN2_LO, XMIN=_XMIN, taylor=taylor
     )
-    hand = [inspect.getsource(fn) for fn in (exp_shift_sum, row_max, block)]
+    hand = [inspect.getsource(fn) for fn in (exp_shift_lanes, lane_sum, exp_shift_sum, row_max, block)]
     generated = [_nt_source("nt_scores", "scores"), _nt_source("nt_p", "p"), _nn_source("nn", nc)]
     return "\n\n\n".join([header, *generated, *hand, _DECORATE])
 

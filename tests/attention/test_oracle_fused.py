@@ -14,7 +14,7 @@ from attention import kernels, oracle, oracle_mp
 
 @st.composite
 def instances(draw: st.DrawFn, max_n: int = 40, max_n_k: int = 70) -> AttentionInstance:
-    """Shapes that exercise every padding path: rows % 4, keys % 16, d % 8 (d <= 16 or 64)."""
+    """Shapes that exercise every padding path: rows % 4, keys % 32, d % 8 (d <= 16 or 64)."""
     n = draw(st.integers(1, max_n))
     n_k = draw(st.integers(1, max_n_k))
     d = draw(st.sampled_from([1, 3, 8, 13, 16, 64]))
@@ -51,6 +51,33 @@ def test_fused_within_stated_bound_of_mpmath(inst):
     res = oracle.gradient(inst, kernel="fused")
     assert _err(res.gradient, ref.gradient) <= res.error_bound + ref.error_bound
     assert abs(res.loss - ref.loss) <= res.loss_error_bound + ref.loss_error_bound
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.integers(1, 9), st.integers(kernels.CHUNK - 40, 2 * kernels.CHUNK + 70), st.sampled_from([1, 5, 16]),
+    st.booleans(), st.integers(0, 2**32 - 1),
+)
+def test_fused_across_key_chunks_and_negative_scores(n, n_k, d, negative, seed):
+    """Keys over one and two chunks (and a partial last panel of padded keys, whose zero scores
+    must not enter the row max): equal to the numpy kernel within the bounds.  With
+    ``negative``, every score is below -800, so a padded zero taken as the row max would make
+    every weight underflow and the answer NaN."""
+    rng = np.random.default_rng(seed)
+    if negative:
+        n_k += n_k % kernels.NR == 0                  # a partial last panel: padded keys exist
+        A1, A2, X = rng.uniform(30, 40, (n, d)), -rng.uniform(30, 40, (n_k, d)), np.eye(d)
+    else:
+        A1, A2, X = rng.uniform(-3, 3, (n, d)), rng.uniform(-3, 3, (n_k, d)), rng.standard_normal((d, d))
+    inst = AttentionInstance(
+        A1=A1, A2=A2, A3=rng.normal(size=(n_k, d)), E=rng.normal(size=(n, d)), X=X, Y=rng.standard_normal((d, d)),
+    )
+    assert not negative or (inst.A1 @ inst.X @ inst.A2.T).max() / d < -800     # exp(score) = 0
+    fused = oracle.gradient(inst, kernel="fused")
+    ref = oracle.gradient(inst, kernel="numpy")
+    assert np.isfinite(fused.gradient).all()
+    assert _err(fused.gradient, ref.gradient) <= fused.error_bound + ref.error_bound
+    assert abs(fused.loss - ref.loss) <= fused.loss_error_bound + ref.loss_error_bound
 
 
 def test_fused_large_scores_and_underflowing_weights():
