@@ -22,8 +22,9 @@ The two matrix-product shapes are register-blocked micro-kernels generated from 
 used for ``S`` and for ``q`` with the ``p`` epilogue fused in) and ``NN``
 (``out[i, :] += sum_k P[i, k] B[k, :]``, 4 rows x 16 or 32 columns, key tiles of 64 whose
 ``64 x 32`` slice of ``B`` stays in L1 while all the block's rows pass over it).  Tile shapes
-and loop orders were chosen by measurement (``benchmarks/bench_oracle.py``: the 4 x 16 NT tile
-and 128-key NN tiles with rows outermost were 1.2x slower at d = 64).  The kernel
+and loop orders were chosen by measurement: with the earlier 4 x 16 NT tile and 128-key NN tiles
+(rows outermost) a block took 1.2x as long at d = 64 (the whole gradient at n = 16384 on 2
+cores, ``benchmarks/bench_oracle.py``: 2.18 s against 1.56 s).  The kernel
 module (templates, the hand-written functions below, decorations) is written once per source
 version to a cache directory and compiled by numba with LLVM's SLP vectoriser switched on
 (numba leaves it off by default; it turns the straight-line accumulator code into AVX2/AVX-512
@@ -64,6 +65,7 @@ from attention import vectorize
 MR, NR, TILE = 4, 32, 64
 #: Keys per chunk of the second and third passes (a multiple of ``TILE`` and ``NR``).
 CHUNK = 512
+assert CHUNK % TILE == 0 and CHUNK % NR == 0 and NR % 8 == 0
 #: The exponential's error bound claimed (and tested): relative, in ulp of the result.
 EXP_MAX_ULP = 4
 
@@ -98,7 +100,8 @@ def _nt_source(name: str, epilogue: str) -> str:
     """``out[i, NR p + j] <- epilogue(sum_a A[i, a] Bp[p, a, j])`` for 4 rows at a time, panels
     ``p0 <= p < p1``.  The ``scores`` epilogue also keeps the column-wise running maximum
     ``M[i, j] = max_p out[i, NR p + j]`` over the panels of keys ``< nvalid`` only (the row max
-    without another pass over the scores); the ``p`` epilogue forms ``p`` from ``q``."""
+    without another pass over the scores); the ``p`` epilogue forms ``p`` from ``q`` (and
+    ignores ``M`` and ``nvalid``: both share one signature)."""
     acc = _accumulators(NR)
     lines = [f"def {name}(A, Bp, S, M, r, invl, bp, p0, p1, dp, nvalid):"]
     lines += ["    for p in range(p0, p1):", f"        for i0 in range(0, bp, {MR}):"]
@@ -240,16 +243,15 @@ def block(A1, X, Q, E, Kp, Hp, K3, H3, S, Att3, C, W3, G, n_k, rows, d):  # type
         m[i] = max(row_max(M[i], NR), row_max(S[i, full:n_k], n_k - full))     # noqa: F821
     # Then chunk by chunk of keys (the chunk's scores stay in L2 from the exponential to f h,
     # and from p to p K); sums run in the same order as over whole rows.
-    lanes = np.zeros((bp, 8))
-    rest = np.zeros(bp)                       # stays 0: chunks are multiples of 8 keys
+    lanes = np.zeros((bp, 8))                 # chunks are multiples of 8 keys: no rest to add
     Att3[:] = 0.0
     for c0 in range(0, nkp, CHUNK):                                            # noqa: F821
         c1 = min(c0 + CHUNK, nkp)                                              # noqa: F821
         for i in range(bp):
-            rest[i] += exp_shift_lanes(S[i, c0:c1], c1 - c0, n_k - c0, m[i], lanes[i])
+            exp_shift_lanes(S[i, c0:c1], c1 - c0, n_k - c0, m[i], lanes[i])
         nn(S, H3, Att3, bp, nchunks, c0, c1, TILE)                             # noqa: F821
     for i in range(bp):
-        invl[i] = 1.0 / (lane_sum(lanes[i]) + rest[i])
+        invl[i] = 1.0 / lane_sum(lanes[i])
     Att = Att3.reshape((bp, dp))
     loss = 0.0
     for i in range(bp):
