@@ -33,8 +33,9 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, astuple, dataclass, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import numpy as np
 
@@ -459,6 +460,16 @@ def _plan(
     )
 
 
+def _blas_for(plan: _Plan) -> ContextManager[None]:
+    """The fused kernel runs its own threads: BLAS (the preparation's small products) on one
+    thread meanwhile (:func:`attention.kernels.serial_blas`); the numpy kernel keeps BLAS's."""
+    if plan.kernel == "fused":
+        from attention import kernels
+
+        return kernels.serial_blas()
+    return nullcontext()
+
+
 def _check_range(instance: AttentionInstance, start: int, stop: int) -> None:
     for name, value in (("start", start), ("stop", stop)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -586,8 +597,9 @@ def gradient_partial(
     """
     plan = _plan(instance, block, threads, dtype, kernel)
     _check_range(instance, start, stop)
-    bounds = _bounds(instance, start, stop, plan)
-    G, L = _fold(instance, int(start), int(stop), plan)
+    with _blas_for(plan):
+        bounds = _bounds(instance, start, stop, plan)
+        G, L = _fold(instance, int(start), int(stop), plan)
     _require_finite(G, "the gradient", plan.prec)
     return G, L, bounds.gradient
 
@@ -642,8 +654,9 @@ def gradient(
     True
     """
     plan = _plan(instance, block, threads, dtype, kernel)
-    bounds = _bounds(instance, 0, instance.n, plan)
-    G, L = _fold(instance, 0, instance.n, plan, progress)
+    with _blas_for(plan):
+        bounds = _bounds(instance, 0, instance.n, plan)
+        G, L = _fold(instance, 0, instance.n, plan, progress)
     _require_finite(G, "the gradient", plan.prec)
     _require_finite(L, "the loss", plan.prec)
     return GradientResult(

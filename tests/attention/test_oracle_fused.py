@@ -164,3 +164,56 @@ def test_scores_beyond_float64_raise_instead_of_garbage(kernel):
         oracle.gradient(huge, kernel=kernel)
     with pytest.raises(PrecisionError, match="overflowed"):
         oracle.gradient_partial(huge, 0, 2, kernel=kernel)
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_serial_blas_limits_while_held_and_restores_after_the_outermost():
+    """Main thread: one thread inside (nested too), restored on leaving.  Another thread's use
+    (OpenBLAS ignores thread counts set there) changes nothing, and cannot undo the main's."""
+    import threading
+
+    before = _blas_threads()
+    if not before or max(before) == 1:
+        pytest.skip("BLAS runs on one thread here: nothing to limit")
+    seen: list[list[int]] = []
+    with kernels.serial_blas():
+        assert set(_blas_threads()) == {1}
+        with kernels.serial_blas():
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {1}
+
+        def other() -> None:
+            with kernels.serial_blas():
+                seen.append(_blas_threads())
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert seen == [[1] * len(before)] and set(_blas_threads()) == {1}
+    assert _blas_threads() == before
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert seen[-1] == before and _blas_threads() == before
+
+
+def test_fused_gradient_leaves_blas_threads_as_they_were(monkeypatch):
+    """Restored after a fused call, after a refused one, and untouched by the numpy kernel."""
+    inst = AttentionInstance.random(n=40, n_k=300, d=16, seed=2)
+    before = _blas_threads()
+    oracle.gradient(inst, kernel="fused")
+    assert _blas_threads() == before
+    seen = []
+    monkeypatch.setattr(oracle, "_fold", lambda *a, **k: seen.append(_blas_threads()) or (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(RuntimeError):
+        oracle.gradient(inst, kernel="fused")
+    assert set(seen[0]) <= {1} and _blas_threads() == before
+    seen.clear()
+    with pytest.raises(RuntimeError):
+        oracle.gradient(inst, kernel="numpy")
+    assert seen[0] == before
