@@ -32,6 +32,25 @@ def test_json_equals_the_library_call(instance_file, capsys, method, extra, opts
     assert (out["n"], out["n_k"], out["d"], out["B"], out["method"]) == (7, 5, 3, inst.B, method)
 
 
+def test_dtype_float32_equals_the_library_call_and_its_bound_covers_float64(tmp_path, capsys):
+    """--dtype float32: the library's float32 result bit for bit; it is within its own (looser)
+    bound of the float64 answer, and that bound is the looser one."""
+    inst = AttentionInstance.random(n=300, n_k=200, d=8, B=3.0, seed=5)
+    path = tmp_path / "inst.npz"
+    inst.save(path)
+    assert main(["grad", str(path), "--dtype", "float32", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    lib32 = gradient(inst, dtype=np.float32)
+    lib64 = gradient(inst)
+    assert out["dtype"] == "float32" and np.array_equal(np.array(out["gradient"]), lib32.gradient)
+    assert out["error_bound"] == lib32.error_bound > 1e4 * lib64.error_bound
+    assert np.abs(lib32.gradient - lib64.gradient).max() <= lib32.error_bound + lib64.error_bound
+    assert 0 < np.abs(lib32.gradient - lib64.gradient).max()              # really float32 arithmetic
+    assert main(["grad", str(path)]) == 0 and "(float32)" not in capsys.readouterr().out
+    assert main(["grad", str(path), "--dtype", "float32"]) == 0
+    assert "method exact (float32)" in capsys.readouterr().out
+
+
 def test_text_output_carries_the_same_numbers(instance_file, capsys):
     inst, path = instance_file
     assert main(["grad", str(path)]) == 0
@@ -61,6 +80,7 @@ def test_fast_method_passes_eps_and_reports_rank_and_degree(tmp_path, capsys):
     [
         (["--eps", "1e-3"], "--eps applies to --method fast only"),
         (["--method", "exact", "--digits", "30"], "--digits applies to --method mp only"),
+        (["--method", "mp", "--dtype", "float32"], "--dtype applies to --method exact only"),
         (["--method", "mp", "--digits", "0"], "digits"),
     ],
 )

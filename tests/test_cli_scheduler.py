@@ -241,6 +241,7 @@ def files(tmp_path):
         (["verify", "cnf", "--scheduler", "tcp://127.0.0.1:1", "--scheduler-timeout", "0.5"], "cannot reach the Dask scheduler"),
         (["grad", "npz", "--method", "fast", "--scheduler", "local"], "--scheduler runs --method exact only"),
         (["grad", "npz", "--method", "mp", "--scheduler", "local"], "--scheduler runs --method exact only"),
+        (["grad", "npz", "--dtype", "float32", "--scheduler", "local"], "--scheduler computes in float64 only"),
         (["verify", "cnf", "--oracle", "mp", "--scheduler", "local"], "runs the exact oracle only"),
         (["solve", "cnf", "--via", "gradient", "--oracle", "fast", "--scheduler", "local"], "runs the exact oracle only"),
         (["verify", "cnf", "--to", "maxip", "--scheduler", "local"], "no solver for maxip instances on a Dask cluster"),

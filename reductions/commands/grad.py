@@ -4,7 +4,8 @@ Reads an ``.npz`` instance (arrays ``A1, A2, A3, E, X, Y`` and JSON ``meta``), c
 :func:`attention.gradient` with the chosen method and prints the d x d gradient, the loss
 and the error bound the method guarantees.  ``--json`` prints
 ``{"gradient", "loss", "error_bound", "loss_error_bound", "n", "n_k", "d", "B", "method"}``
-(plus ``"rank"`` and ``"degree"`` for ``--method fast``); floats are printed exactly
+(plus ``"rank"`` and ``"degree"`` for ``--method fast``, ``"dtype"`` for ``--method exact``:
+``float64``, or ``float32`` with ``--dtype float32``); floats are printed exactly
 (shortest round-trip form), so the JSON equals the library's result bit for bit.
 
 ``--scheduler local|ADDRESS`` computes the exact gradient on a Dask cluster with
@@ -36,7 +37,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Compute dL/dX = (1/d) A1^T p A2 of L(X) = 0.5 ||softmax(A1 X A2^T / d) A3 Y - E||_F^2 "
             "(AS24 Lemma C.7) for an .npz instance, with the loss and the entrywise error the "
-            "method guarantees.  exact: float64 in blocks of query rows, O(n^2 d); mp: mpmath "
+            "method guarantees.  exact: float64 (or --dtype float32, with its own looser bound) in "
+            "blocks of query rows, O(n^2 d); mp: mpmath "
             "with --digits digits (small instances); fast: the polynomial method with target "
             "error --eps.  --scheduler runs the exact method on a Dask cluster, one block of "
             "rows per task, with the same bits as in this process."
@@ -53,21 +55,34 @@ def register(subparsers: Any) -> None:
         "error_bound is the guarantee (on gradients that cancel it can exceed eps max|dL/dX|)",
     )
     parser.add_argument("--digits", type=int, help="decimal digits (--method mp only; default 50)")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="--method exact only: the arithmetic (default float64; float32 runs the BLAS block kernel "
+        "and states the bound for unit roundoff 2^-24)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     add_cluster_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def options(method: str, eps: float | None, digits: int | None) -> dict[str, Any]:
+DTYPES = ("float64", "float32")
+
+
+def options(method: str, eps: float | None, digits: int | None, dtype: str | None = None) -> dict[str, Any]:
     """The keyword options passed to :func:`attention.gradient` for the CLI flags."""
     if eps is not None and method != "fast":
         raise FinegrainError(f"--eps applies to --method fast only (got --method {method})")
     if digits is not None and method != "mp":
         raise FinegrainError(f"--digits applies to --method mp only (got --method {method})")
+    if dtype is not None and method != "exact":
+        raise FinegrainError(f"--dtype applies to --method exact only (got --method {method})")
     if eps is not None:
         return {"eps": eps}
     if digits is not None:
         return {"digits": digits}
+    if dtype is not None:
+        return {"dtype": np.dtype(dtype)}
     return {}
 
 
@@ -97,6 +112,8 @@ def compute(
             progress(instance.n, instance.n)
     else:
         check_cluster_method(method)
+        if np.dtype(opts.get("dtype", np.float64)) != np.float64:
+            raise FinegrainError("--scheduler computes in float64 only; drop --dtype float32 or --scheduler")
         result = distributed.gradient(instance, client, task_rows="block", progress=progress)
     record: dict[str, Any] = {
         "gradient": np.asarray(result.gradient, dtype=np.float64).tolist(),
@@ -111,6 +128,8 @@ def compute(
     }
     if method == "fast":
         record.update({key: result.info.get(key) for key in ("rank", "degree")})
+    if method == "exact":
+        record["dtype"] = np.dtype(opts.get("dtype", np.float64)).name
     return record
 
 
@@ -118,7 +137,8 @@ def render(record: dict[str, Any]) -> str:
     """The human-readable form: sizes, loss, error bounds, then the gradient row by row."""
     lines = [
         f"instance: n = {record['n']} queries, n_k = {record['n_k']} keys, d = {record['d']}, "
-        f"B = {record['B']:.6g}; method {record['method']}",
+        f"B = {record['B']:.6g}; method {record['method']}"
+        + (f" ({record['dtype']})" if record.get("dtype", "float64") != "float64" else ""),
         f"loss L = {record['loss']!r}  (error <= {record['loss_error_bound']:.3g})",
         f"dL/dX ({record['d']} x {record['d']}), every entry within {record['error_bound']:.3g}:",
     ]
@@ -134,7 +154,9 @@ def run(args: argparse.Namespace) -> int:
     check_cluster_arguments(args)
     if args.scheduler is not None:
         check_cluster_method(args.method)
-    opts = options(args.method, args.eps, args.digits)
+        if args.dtype not in (None, "float64"):
+            raise FinegrainError("--scheduler computes in float64 only; drop --dtype float32 or --scheduler")
+    opts = options(args.method, args.eps, args.digits, args.dtype)
     instance = AttentionInstance.load(args.file)
     with open_client(args) as client, progress(desc="dL/dX", total=instance.n, unit=" rows") as bar:
 
