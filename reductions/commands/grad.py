@@ -86,10 +86,12 @@ def options(method: str, eps: float | None, digits: int | None, dtype: str | Non
     return {}
 
 
-def check_cluster_method(method: str) -> None:
-    """A Dask cluster runs the exact method only."""
+def check_cluster_method(method: str, dtype: Any = None) -> None:
+    """A Dask cluster runs the exact method only, in float64."""
     if method != "exact":
         raise FinegrainError(f"--scheduler runs --method exact only (got --method {method})")
+    if dtype is not None and np.dtype(dtype) != np.float64:
+        raise FinegrainError("--scheduler computes in float64 only; drop --dtype float32 or --scheduler")
 
 
 def compute(
@@ -111,9 +113,7 @@ def compute(
         if progress is not None:
             progress(instance.n, instance.n)
     else:
-        check_cluster_method(method)
-        if np.dtype(opts.get("dtype", np.float64)) != np.float64:
-            raise FinegrainError("--scheduler computes in float64 only; drop --dtype float32 or --scheduler")
+        check_cluster_method(method, opts.get("dtype"))
         result = distributed.gradient(instance, client, task_rows="block", progress=progress)
     record: dict[str, Any] = {
         "gradient": np.asarray(result.gradient, dtype=np.float64).tolist(),
@@ -153,9 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_cluster_arguments(args)
     if args.scheduler is not None:
-        check_cluster_method(args.method)
-        if args.dtype not in (None, "float64"):
-            raise FinegrainError("--scheduler computes in float64 only; drop --dtype float32 or --scheduler")
+        check_cluster_method(args.method, args.dtype)
     opts = options(args.method, args.eps, args.digits, args.dtype)
     instance = AttentionInstance.load(args.file)
     with open_client(args) as client, progress(desc="dL/dX", total=instance.n, unit=" rows") as bar:
